@@ -1,0 +1,118 @@
+//! Calendar arithmetic in the caller's time zone: local midnights as UTC instants, buckets, ranges.
+
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
+
+use super::{AnalyticsError, Result};
+
+pub fn parse_timezone(name: &str) -> Result<Tz> {
+    name.trim().parse::<Tz>().map_err(|_| {
+        AnalyticsError::bad_input(
+            "timezone",
+            format!("unknown time zone '{}': use an IANA name such as UTC, Europe/Berlin or America/New_York", truncate(name, 64)),
+        )
+    })
+}
+
+/// Clips caller text echoed back in an error message.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max { s.to_owned() } else { format!("{}…", s.chars().take(max).collect::<String>()) }
+}
+
+/// The first instant of `date` in `tz`. Midnight may be skipped by a DST jump
+/// (then the day starts at the first valid local time) or happen twice (the earlier one).
+pub fn local_day_start(tz: &Tz, date: NaiveDate) -> Result<DateTime<Tz>> {
+    let midnight = date.and_hms_opt(0, 0, 0).ok_or_else(|| AnalyticsError::Internal("midnight".into()))?;
+    for minutes in (0..=24 * 60).step_by(15) {
+        let local = midnight + chrono::Duration::minutes(minutes);
+        if let Some(instant) = tz.from_local_datetime(&local).earliest() {
+            return Ok(instant);
+        }
+    }
+    Err(AnalyticsError::bad_input("timezone", format!("no local midnight for {date} in {tz}")))
+}
+
+fn next_day(date: NaiveDate, argument: &'static str) -> Result<NaiveDate> {
+    date.checked_add_days(Days::new(1)).ok_or_else(|| AnalyticsError::bad_input(argument, "date is out of range"))
+}
+
+/// Inclusive local dates as a half-open UTC range `[start, end)`; either side may be open.
+pub fn utc_range(tz: &Tz, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<(Option<NaiveDateTime>, Option<NaiveDateTime>)> {
+    check_order(from, to)?;
+    let start = from.map(|d| local_day_start(tz, d).map(|t| t.naive_utc())).transpose()?;
+    let end = match to {
+        Some(d) => Some(local_day_start(tz, next_day(d, "to")?)?.naive_utc()),
+        None => None,
+    };
+    Ok((start, end))
+}
+
+pub fn check_order(from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<()> {
+    if let (Some(f), Some(t)) = (from, to)
+        && t < f
+    {
+        return Err(AnalyticsError::bad_input("to", format!("to ({t}) is before from ({f})")));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    Day,
+    /// ISO weeks, starting on Monday.
+    Week,
+    Month,
+}
+
+impl Granularity {
+    /// The local date on which the bucket holding `date` starts.
+    pub fn bucket_start(self, date: NaiveDate) -> NaiveDate {
+        match self {
+            Self::Day => date,
+            Self::Week => date - Days::new(u64::from(date.weekday().num_days_from_monday())),
+            Self::Month => date.with_day(1).unwrap_or(date),
+        }
+    }
+
+    fn next(self, start: NaiveDate) -> Option<NaiveDate> {
+        match self {
+            Self::Day => start.checked_add_days(Days::new(1)),
+            Self::Week => start.checked_add_days(Days::new(7)),
+            Self::Month => start.checked_add_months(Months::new(1)),
+        }
+    }
+}
+
+/// One bucket: its local start date and the UTC instants `[start, end)` it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub date: NaiveDate,
+    pub start: DateTime<Tz>,
+    pub end: DateTime<Tz>,
+}
+
+/// Buckets covering the local dates `first..=last`, refusing more than `cap`.
+pub fn buckets(granularity: Granularity, tz: &Tz, first: NaiveDate, last: NaiveDate, cap: usize) -> Result<Vec<Bucket>> {
+    let mut dates = vec![granularity.bucket_start(first)];
+    loop {
+        let Some(&current) = dates.last() else { break };
+        let next = granularity.next(current).ok_or_else(|| AnalyticsError::bad_input("to", "date is out of range"))?;
+        if next > last {
+            dates.push(next);
+            break;
+        }
+        dates.push(next);
+        if dates.len() > cap + 1 {
+            return Err(AnalyticsError::bad_input(
+                "to",
+                format!("the range {first}..{last} needs more than {cap} buckets; narrow from/to or use a coarser granularity"),
+            ));
+        }
+    }
+    let starts = dates.iter().map(|d| local_day_start(tz, *d)).collect::<Result<Vec<_>>>()?;
+    Ok(dates
+        .iter()
+        .zip(starts.windows(2))
+        .map(|(date, pair)| Bucket { date: *date, start: pair[0], end: pair[1] })
+        .collect())
+}

@@ -1,0 +1,234 @@
+//! Visits per user (the legacy user-visits report), filtered, ordered and paged by keyset cursors.
+
+use std::cmp::Ordering;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono_tz::Tz;
+use sea_orm::{ConnectionTrait, Value};
+
+use super::time;
+use super::{Analytics, AnalyticsError, Result};
+
+#[derive(Debug, Clone)]
+pub struct VisitsFilter {
+    pub min_visits: Option<i64>,
+    pub active_only: bool,
+    /// Inclusive local dates bounding `created_at`.
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub timezone: Tz,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserVisits {
+    pub user_id: i32,
+    pub joined_at: NaiveDateTime,
+    /// All tokens of the user, used or not (the legacy definition).
+    pub visits: i64,
+    /// Used tokens.
+    pub check_ins: i64,
+    pub last_visit_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VisitsOrder {
+    UserIdAsc,
+    VisitsDesc,
+    /// Users who never checked in come last.
+    LastVisitDesc,
+    JoinedAtAsc,
+}
+
+impl VisitsOrder {
+    /// Total order: every order breaks ties by user id.
+    pub fn compare(self, a: &UserVisits, b: &UserVisits) -> Ordering {
+        let primary = match self {
+            Self::UserIdAsc => Ordering::Equal,
+            Self::VisitsDesc => b.visits.cmp(&a.visits),
+            Self::LastVisitDesc => match (a.last_visit_at, b.last_visit_at) {
+                (Some(x), Some(y)) => y.cmp(&x),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            },
+            Self::JoinedAtAsc => a.joined_at.cmp(&b.joined_at),
+        };
+        primary.then(a.user_id.cmp(&b.user_id))
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Self::UserIdAsc => "id",
+            Self::VisitsDesc => "visits",
+            Self::LastVisitDesc => "last",
+            Self::JoinedAtAsc => "joined",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Self> {
+        [Self::UserIdAsc, Self::VisitsDesc, Self::LastVisitDesc, Self::JoinedAtAsc].into_iter().find(|o| o.code() == code)
+    }
+}
+
+/// Where a page ends: the sort key of its last row, tied to one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub order: VisitsOrder,
+    pub key: UserVisits,
+}
+
+const CURSOR_VERSION: &str = "uv1";
+
+impl Cursor {
+    /// Opaque and stable: the same row under the same order always gives the same cursor.
+    pub fn encode(&self) -> String {
+        let k = &self.key;
+        let micros = |t: NaiveDateTime| t.and_utc().timestamp_micros().to_string();
+        let raw = format!(
+            "{CURSOR_VERSION}|{}|{}|{}|{}|{}",
+            self.order.code(),
+            k.user_id,
+            k.visits,
+            k.last_visit_at.map_or_else(|| "-".to_owned(), micros),
+            micros(k.joined_at)
+        );
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    pub fn decode(cursor: &str) -> Result<Self> {
+        let bad = || AnalyticsError::bad_input("after", format!("malformed cursor '{}': pass an endCursor or edge cursor returned by this query", time::truncate(cursor, 64)));
+        let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
+        let text = String::from_utf8(bytes).map_err(|_| bad())?;
+        let parts: Vec<&str> = text.split('|').collect();
+        let [version, order, user_id, visits, last, joined] = parts.as_slice() else { return Err(bad()) };
+        if *version != CURSOR_VERSION {
+            return Err(bad());
+        }
+        let time = |s: &str| s.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros).map(|t| t.naive_utc());
+        let last_visit_at = if *last == "-" { None } else { Some(time(last).ok_or_else(bad)?) };
+        Ok(Self {
+            order: VisitsOrder::from_code(order).ok_or_else(bad)?,
+            key: UserVisits {
+                user_id: user_id.parse().map_err(|_| bad())?,
+                visits: visits.parse().map_err(|_| bad())?,
+                check_ins: 0,
+                last_visit_at,
+                joined_at: time(joined).ok_or_else(bad)?,
+            },
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub rows: Vec<UserVisits>,
+    pub has_next: bool,
+    pub has_previous: bool,
+    pub total: usize,
+}
+
+/// Sorts `rows` by `order` and returns up to `first` rows after `after`.
+pub fn page(mut rows: Vec<UserVisits>, order: VisitsOrder, after: Option<&Cursor>, first: usize) -> Result<Page> {
+    let total = rows.len();
+    rows.sort_unstable_by(|a, b| order.compare(a, b));
+    let skip = match after {
+        None => 0,
+        Some(cursor) if cursor.order != order => {
+            return Err(AnalyticsError::bad_input("after", "this cursor was issued for a different orderBy; restart paging without after"));
+        }
+        Some(cursor) => rows.partition_point(|r| order.compare(r, &cursor.key) != Ordering::Greater),
+    };
+    let end = skip.saturating_add(first).min(total);
+    let has_next = end < total;
+    rows.truncate(end);
+    rows.drain(..skip.min(end));
+    Ok(Page { rows, has_next, has_previous: skip > 0, total })
+}
+
+impl Analytics {
+    /// Every user with at least one token (in range), by user id.
+    pub async fn visits_per_user(&self, f: &VisitsFilter) -> Result<Vec<UserVisits>> {
+        let (start, end) = time::utc_range(&f.timezone, f.from, f.to)?;
+        let mut sql = String::from(
+            "SELECT u.id AS user_id, u.joined_at AS joined_at, COUNT(t.id) AS visits, \
+                    COUNT(t.used_at) AS check_ins, MAX(t.used_at) AS last_visit_at \
+             FROM tokens t JOIN users u ON u.id = t.user_id WHERE 1 = 1",
+        );
+        let mut values: Vec<Value> = Vec::new();
+        if let Some(start) = start {
+            sql.push_str(" AND t.created_at >= ?");
+            values.push(start.into());
+        }
+        if let Some(end) = end {
+            sql.push_str(" AND t.created_at < ?");
+            values.push(end.into());
+        }
+        if f.active_only {
+            sql.push_str(" AND u.is_active = ?");
+            values.push(true.into());
+        }
+        sql.push_str(" GROUP BY u.id, u.joined_at");
+        if let Some(min) = f.min_visits {
+            sql.push_str(" HAVING COUNT(t.id) >= ?");
+            values.push(min.into());
+        }
+        sql.push_str(" ORDER BY u.id");
+        let rows = self.db.query_all_raw(self.dialect.statement(&sql, values)).await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(UserVisits {
+                    user_id: row.try_get("", "user_id")?,
+                    joined_at: row.try_get("", "joined_at")?,
+                    visits: row.try_get("", "visits")?,
+                    check_ins: row.try_get("", "check_ins")?,
+                    last_visit_at: row.try_get("", "last_visit_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(user_id: i32, visits: i64, last: Option<i64>) -> UserVisits {
+        let t = |s: i64| DateTime::from_timestamp(s, 0).map(|d| d.naive_utc()).unwrap_or_default();
+        UserVisits { user_id, joined_at: t(1_000), visits, check_ins: 0, last_visit_at: last.map(t) }
+    }
+
+    #[test]
+    fn paging_by_cursor_visits_every_row_once_in_order() {
+        let rows: Vec<_> = (1..=25).map(|i| row(i, i64::from(i % 4), if i % 3 == 0 { None } else { Some(i64::from(i % 5)) })).collect();
+        for order in [VisitsOrder::UserIdAsc, VisitsOrder::VisitsDesc, VisitsOrder::LastVisitDesc, VisitsOrder::JoinedAtAsc] {
+            let mut expected = rows.clone();
+            expected.sort_by(|a, b| order.compare(a, b));
+            let mut seen = Vec::new();
+            let mut after: Option<Cursor> = None;
+            loop {
+                let p = page(rows.clone(), order, after.as_ref(), 7).expect("page");
+                seen.extend(p.rows.iter().cloned());
+                let Some(last) = p.rows.last() else { break };
+                let encoded = Cursor { order, key: last.clone() }.encode();
+                after = Some(Cursor::decode(&encoded).expect("decode"));
+                if !p.has_next {
+                    break;
+                }
+            }
+            let ids = |v: &[UserVisits]| v.iter().map(|r| r.user_id).collect::<Vec<_>>();
+            assert_eq!(ids(&seen), ids(&expected), "{order:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_cursors_are_bad_input_naming_after() {
+        for bad in ["", "zzz", "dXYxfGlkfDE", &URL_SAFE_NO_PAD.encode("uv1|nope|1|1|-|0")] {
+            match Cursor::decode(bad) {
+                Err(AnalyticsError::BadInput { argument, .. }) => assert_eq!(argument, "after"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+}

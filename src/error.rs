@@ -1,0 +1,52 @@
+//! The one application error for HTTP handlers: a JSON body with a code, never internals.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::graphql::codes;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the database is unavailable; retry shortly")]
+    DatabaseUnavailable,
+    #[error("the query took too long and was cancelled")]
+    Timeout,
+    /// The detail is logged, the client sees a generic message.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, codes::BAD_USER_INPUT),
+            Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, codes::DATABASE_UNAVAILABLE),
+            Self::Timeout => (StatusCode::GATEWAY_TIMEOUT, codes::TIMEOUT),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
+        }
+    }
+
+    /// Maps a GraphQL error code (from `extensions.code`) back to an HTTP error.
+    pub fn from_code(code: Option<&str>, message: &str) -> Self {
+        match code {
+            Some(codes::DATABASE_UNAVAILABLE) => Self::DatabaseUnavailable,
+            Some(codes::TIMEOUT) => Self::Timeout,
+            Some(codes::BAD_USER_INPUT) => Self::BadRequest(message.to_owned()),
+            _ => Self::Internal(message.to_owned()),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let Self::Internal(detail) = &self {
+            tracing::error!(error = %detail, "request failed");
+        }
+        (status, Json(json!({ "error": { "code": code, "message": self.to_string() } }))).into_response()
+    }
+}

@@ -1,0 +1,145 @@
+//! Query root for visits per user: a Relay-style connection with keyset cursors.
+
+use async_graphql::{ComplexObject, Context, Enum, Object, Result, SimpleObject};
+use chrono::{DateTime, FixedOffset, NaiveDateTime};
+
+use super::users::User;
+use super::{Date, bad_input, gql_err};
+use crate::analytics::visits::{self, Cursor, VisitsFilter};
+use crate::analytics::{Analytics, time};
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum VisitsOrder {
+    UserIdAsc,
+    /// Most visits first.
+    VisitsDesc,
+    /// Most recent check-in first; users who never checked in last.
+    LastVisitDesc,
+    JoinedAtAsc,
+}
+
+impl From<VisitsOrder> for visits::VisitsOrder {
+    fn from(o: VisitsOrder) -> Self {
+        match o {
+            VisitsOrder::UserIdAsc => Self::UserIdAsc,
+            VisitsOrder::VisitsDesc => Self::VisitsDesc,
+            VisitsOrder::LastVisitDesc => Self::LastVisitDesc,
+            VisitsOrder::JoinedAtAsc => Self::JoinedAtAsc,
+        }
+    }
+}
+
+pub(crate) fn utc(t: NaiveDateTime) -> DateTime<FixedOffset> {
+    t.and_utc().fixed_offset()
+}
+
+/// One user's visits (only users with at least one token appear).
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct UserVisits {
+    user_id: i32,
+    /// All tokens of the user, used or not (the legacy definition).
+    visits: i64,
+    /// Used tokens.
+    check_ins: i64,
+    last_visit_at: Option<DateTime<FixedOffset>>,
+    joined_at: DateTime<FixedOffset>,
+}
+
+#[ComplexObject]
+impl UserVisits {
+    /// The user, batched through a DataLoader.
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        super::users::load_user(ctx, self.user_id).await
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct UserVisitsEdge {
+    cursor: String,
+    node: UserVisits,
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct UserVisitsConnection {
+    edges: Vec<UserVisitsEdge>,
+    page_info: PageInfo,
+    /// Users matching the filters, across all pages.
+    total_count: i64,
+}
+
+/// Checks `first` against the configured cap.
+pub(crate) fn page_size(first: i32, cap: usize) -> Result<usize> {
+    match usize::try_from(first) {
+        Ok(n) if n <= cap => Ok(n),
+        _ => Err(bad_input("first", format!("first must be between 0 and {cap}, got {first}"))),
+    }
+}
+
+#[derive(Default)]
+pub struct VisitsQuery;
+
+#[Object]
+impl VisitsQuery {
+    /// Visits per user, paged. `from`/`to` (inclusive local dates) bound the tokens counted.
+    #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "child_complexity * (1 + first.max(0) as usize / 100)")]
+    async fn visits_per_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100)] first: i32,
+        after: Option<String>,
+        #[graphql(default_with = "VisitsOrder::UserIdAsc")] order_by: VisitsOrder,
+        min_visits: Option<i32>,
+        active_only: Option<bool>,
+        from: Option<Date>,
+        to: Option<Date>,
+        #[graphql(default_with = "String::from(\"UTC\")")] timezone: String,
+    ) -> Result<UserVisitsConnection> {
+        let analytics = ctx.data::<Analytics>()?;
+        let first = page_size(first, analytics.limits().max_page_size)?;
+        let order: visits::VisitsOrder = order_by.into();
+        let after = after.as_deref().map(Cursor::decode).transpose().map_err(gql_err)?;
+        let filter = VisitsFilter {
+            min_visits: min_visits.map(i64::from),
+            active_only: active_only.unwrap_or(false),
+            from: from.map(|d| d.0),
+            to: to.map(|d| d.0),
+            timezone: time::parse_timezone(&timezone).map_err(gql_err)?,
+        };
+        let rows = analytics.visits_per_user(&filter).await.map_err(gql_err)?;
+        let page = visits::page(rows, order, after.as_ref(), first).map_err(gql_err)?;
+        let edges: Vec<UserVisitsEdge> = page
+            .rows
+            .into_iter()
+            .map(|r| UserVisitsEdge {
+                cursor: Cursor { order, key: r.clone() }.encode(),
+                node: UserVisits {
+                    user_id: r.user_id,
+                    visits: r.visits,
+                    check_ins: r.check_ins,
+                    last_visit_at: r.last_visit_at.map(utc),
+                    joined_at: utc(r.joined_at),
+                },
+            })
+            .collect();
+        Ok(UserVisitsConnection {
+            page_info: PageInfo {
+                has_next_page: page.has_next,
+                has_previous_page: page.has_previous,
+                start_cursor: edges.first().map(|e| e.cursor.clone()),
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+            total_count: i64::try_from(page.total).unwrap_or(i64::MAX),
+        })
+    }
+}

@@ -1,0 +1,24 @@
+//! Coworking analytics gateway: GraphQL for BI tools and the legacy REST reports over one schema.
+
+/// Report queries; the only place with backend-specific SQL.
+pub mod analytics;
+/// `/graphql` over HTTP and the offline playground.
+pub mod api;
+/// What each subcommand does.
+pub mod cli;
+/// Settings from flags and env vars.
+pub mod config;
+/// Connection pool and migrations.
+pub mod db;
+/// The HTTP error type.
+pub mod error;
+/// The GraphQL schema.
+pub mod graphql;
+/// Legacy REST adapters and probes.
+pub mod rest;
+/// Deterministic demo data.
+pub mod seed;
+/// Application build, router and graceful shutdown.
+pub mod startup;
+/// Logging setup.
+pub mod telemetry;
