@@ -11,14 +11,23 @@ use crate::seed::{self, SeedPlan};
 use crate::startup::Application;
 use crate::db;
 
+const BATCH_STATEMENT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 pub async fn run(command: Command, mut config: Config) -> ExitCode {
     match command {
         Command::Serve { migrate } => {
             config.migrate_on_start |= migrate;
             serve(config).await
         }
-        Command::Migrate => migrate(&config).await,
-        Command::Seed { users, tokens, seed, append } => seed_cmd(&config, SeedPlan { users, tokens, seed, append }).await,
+        // Batch work, not requests: the per-request statement timeout does not apply.
+        Command::Migrate => {
+            config.db_statement_timeout = BATCH_STATEMENT_TIMEOUT;
+            migrate(&config).await
+        }
+        Command::Seed { users, tokens, seed, append } => {
+            config.db_statement_timeout = BATCH_STATEMENT_TIMEOUT;
+            seed_cmd(&config, SeedPlan { users, tokens, seed, append }).await
+        }
         Command::Healthcheck => healthcheck(&config).await,
         Command::Schema => {
             print!("{}", crate::graphql::sdl());

@@ -1,7 +1,7 @@
 //! Everything that differs between PostgreSQL and SQLite, in one place: placeholders,
 //! JSON-to-rows for bucket bounds, and the row generators used by the seeder.
 
-use sea_orm::{DatabaseConnection, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -88,6 +88,28 @@ impl Dialect {
             Self::Postgres => format!("(CAST('{json_array}' AS json) ->> CAST({idx} AS int))"),
             Self::Sqlite => format!("json_extract('{json_array}', '$[' || ({idx}) || ']')"),
         }
+    }
+
+    /// Appended to a subquery so the planner computes its columns once instead of
+    /// inlining their expressions into every reference.
+    pub fn no_flatten(self) -> &'static str {
+        match self {
+            Self::Postgres => "OFFSET 0",
+            Self::Sqlite => "LIMIT -1 OFFSET 0",
+        }
+    }
+
+    /// Names and `CREATE INDEX` statements of `table`'s indexes other than its primary key,
+    /// for bulk loads to drop and rebuild. SQLite loads are small: nothing to gain there.
+    pub async fn secondary_indexes(self, db: &impl ConnectionTrait, table: &str) -> Result<Vec<(String, String)>, DbErr> {
+        if self == Self::Sqlite {
+            return Ok(Vec::new());
+        }
+        let sql = "SELECT i.indexname AS name, i.indexdef AS def FROM pg_indexes i \
+                   JOIN pg_class c ON c.relname = i.indexname JOIN pg_index x ON x.indexrelid = c.oid \
+                   WHERE i.schemaname = current_schema() AND i.tablename = ? AND NOT x.indisprimary AND NOT x.indisunique";
+        let rows = db.query_all_raw(self.statement(sql, vec![table.into()])).await?;
+        rows.iter().map(|r| Ok((r.try_get("", "name")?, r.try_get("", "def")?))).collect()
     }
 
     /// A number as a zero-padded six-character string.

@@ -94,19 +94,18 @@ pub struct Bucket {
 /// Buckets covering the local dates `first..=last`, refusing more than `cap`.
 pub fn buckets(granularity: Granularity, tz: &Tz, first: NaiveDate, last: NaiveDate, cap: usize) -> Result<Vec<Bucket>> {
     let mut dates = vec![granularity.bucket_start(first)];
-    loop {
-        let Some(&current) = dates.last() else { break };
+    while let Some(&current) = dates.last() {
         let next = granularity.next(current).ok_or_else(|| AnalyticsError::bad_input("to", "date is out of range"))?;
-        if next > last {
-            dates.push(next);
-            break;
-        }
         dates.push(next);
-        if dates.len() > cap + 1 {
+        // `dates` holds one more entry than there are buckets: the end of the last one.
+        if dates.len() - 1 > cap {
             return Err(AnalyticsError::bad_input(
                 "to",
                 format!("the range {first}..{last} needs more than {cap} buckets; narrow from/to or use a coarser granularity"),
             ));
+        }
+        if next > last {
+            break;
         }
     }
     let starts = dates.iter().map(|d| local_day_start(tz, *d)).collect::<Result<Vec<_>>>()?;

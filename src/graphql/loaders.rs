@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::users;
 
 use crate::analytics::{Analytics, AnalyticsError};
@@ -29,17 +29,18 @@ impl Loader<i32> for VisitCountLoader {
     }
 }
 
-/// Shared by all requests: no cache (data changes), only batching.
+/// Made fresh for each request (see `PerRequestLoaders`): batching plus a cache that
+/// lives as long as the request, so a prefetch serves every later `load_one`.
 pub struct Loaders {
-    pub users: DataLoader<UserLoader>,
-    pub visit_counts: DataLoader<VisitCountLoader>,
+    pub users: DataLoader<UserLoader, HashMapCache>,
+    pub visit_counts: DataLoader<VisitCountLoader, HashMapCache>,
 }
 
 impl Loaders {
     pub fn new(analytics: Analytics) -> Self {
         Self {
-            users: DataLoader::new(UserLoader(analytics.clone()), tokio::spawn),
-            visit_counts: DataLoader::new(VisitCountLoader(analytics), tokio::spawn),
+            users: DataLoader::with_cache(UserLoader(analytics.clone()), tokio::spawn, HashMapCache::default()),
+            visit_counts: DataLoader::with_cache(VisitCountLoader(analytics), tokio::spawn, HashMapCache::default()),
         }
     }
 }

@@ -9,8 +9,8 @@ mod visits;
 use std::sync::Arc;
 
 use async_graphql::extensions::apollo_persisted_queries::{ApolloPersistedQueries, LruCacheStorage};
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
-use async_graphql::{EmptyMutation, EmptySubscription, ErrorExtensions, MergedObject, Response, Schema, ServerError};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest};
+use async_graphql::{EmptyMutation, EmptySubscription, ErrorExtensions, MergedObject, Request, Response, Schema, ServerError, ServerResult};
 
 use crate::analytics::{Analytics, AnalyticsError};
 
@@ -29,15 +29,34 @@ pub struct SchemaLimits {
 
 /// The one schema every road uses: `/graphql` and the legacy REST adapters.
 pub fn build_schema(analytics: Analytics, limits: SchemaLimits) -> AppSchema {
-    let loaders = loaders::Loaders::new(analytics.clone());
     Schema::build(QueryRoot::default(), EmptyMutation, EmptySubscription)
         .data(analytics)
-        .data(loaders)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .extension(ApolloPersistedQueries::new(LruCacheStorage::new(1024)))
         .extension(ErrorCodes)
+        .extension(PerRequestLoaders)
         .finish()
+}
+
+/// Gives every request, whichever road it came by, its own DataLoaders.
+struct PerRequestLoaders;
+
+impl ExtensionFactory for PerRequestLoaders {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(PerRequestLoaders)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for PerRequestLoaders {
+    async fn prepare_request(&self, ctx: &ExtensionContext<'_>, request: Request, next: NextPrepareRequest<'_>) -> ServerResult<Request> {
+        let request = match ctx.data_opt::<Analytics>() {
+            Some(analytics) => request.data(loaders::Loaders::new(analytics.clone())),
+            None => request,
+        };
+        next.run(ctx, request).await
+    }
 }
 
 /// The schema without a database, for printing the SDL.
@@ -122,7 +141,7 @@ fn add_code(error: &mut ServerError, executed: bool) {
         || m.contains("Only integers from")
     {
         codes::BAD_USER_INPUT
-    } else if error.locations.is_empty() && error.path.is_empty() && !executed && (m.contains("expected") || m.contains("unexpected") || m.contains("-->")) {
+    } else if !executed && m.trim_start().starts_with("-->") {
         codes::GRAPHQL_PARSE_FAILED
     } else if !executed {
         codes::GRAPHQL_VALIDATION_FAILED

@@ -48,7 +48,7 @@ impl From<usage::UsageBucket> for UsageBucket {
         #[allow(clippy::cast_precision_loss)]
         let start_epoch_ms = b.start.timestamp_millis() as f64;
         Self {
-            date: Date(b.date),
+            date: Date::new(b.date),
             start: b.start,
             start_epoch_ms,
             visits: b.visits,
@@ -90,8 +90,8 @@ impl UsageQuery {
     ) -> Result<Vec<UsageBucket>> {
         let analytics = ctx.data::<Analytics>()?;
         let query = Query {
-            from: from.map(|d| d.0),
-            to: to.map(|d| d.0),
+            from: Date::optional(from, "from")?,
+            to: Date::optional(to, "to")?,
             granularity: granularity.into(),
             timezone: time::parse_timezone(&timezone).map_err(gql_err)?,
             fill,
@@ -110,7 +110,7 @@ impl UsageQuery {
     ) -> Result<Summary> {
         let analytics = ctx.data::<Analytics>()?;
         let tz = time::parse_timezone(&timezone).map_err(gql_err)?;
-        let s = analytics.summary(from.map(|d| d.0), to.map(|d| d.0), &tz).await.map_err(gql_err)?;
+        let s = analytics.summary(Date::optional(from, "from")?, Date::optional(to, "to")?, &tz).await.map_err(gql_err)?;
         Ok(Summary {
             users: s.users,
             active_users: s.active_users,

@@ -83,11 +83,11 @@ impl UsersQuery {
     }
 
     /// Members by id, paged.
-    #[graphql(complexity = "child_complexity * (1 + first.max(0) as usize / 100)")]
+    #[graphql(complexity = "child_complexity * (1 + first.clamp(0, 10_000) as usize / 100)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 100)] first: i32,
+        #[graphql(default = 100)] first: i64,
         after: Option<String>,
         active_only: Option<bool>,
     ) -> Result<UserConnection> {

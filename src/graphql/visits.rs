@@ -77,7 +77,7 @@ pub struct UserVisitsConnection {
 }
 
 /// Checks `first` against the configured cap.
-pub(crate) fn page_size(first: i32, cap: usize) -> Result<usize> {
+pub(crate) fn page_size(first: i64, cap: usize) -> Result<usize> {
     match usize::try_from(first) {
         Ok(n) if n <= cap => Ok(n),
         _ => Err(bad_input("first", format!("first must be between 0 and {cap}, got {first}"))),
@@ -91,14 +91,14 @@ pub struct VisitsQuery;
 impl VisitsQuery {
     /// Visits per user, paged. `from`/`to` (inclusive local dates) bound the tokens counted.
     #[allow(clippy::too_many_arguments)]
-    #[graphql(complexity = "child_complexity * (1 + first.max(0) as usize / 100)")]
+    #[graphql(complexity = "child_complexity * (1 + first.clamp(0, 10_000) as usize / 100)")]
     async fn visits_per_user(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 100)] first: i32,
+        #[graphql(default = 100)] first: i64,
         after: Option<String>,
         #[graphql(default_with = "VisitsOrder::UserIdAsc")] order_by: VisitsOrder,
-        min_visits: Option<i32>,
+        min_visits: Option<i64>,
         active_only: Option<bool>,
         from: Option<Date>,
         to: Option<Date>,
@@ -109,14 +109,20 @@ impl VisitsQuery {
         let order: visits::VisitsOrder = order_by.into();
         let after = after.as_deref().map(Cursor::decode).transpose().map_err(gql_err)?;
         let filter = VisitsFilter {
-            min_visits: min_visits.map(i64::from),
+            min_visits,
             active_only: active_only.unwrap_or(false),
-            from: from.map(|d| d.0),
-            to: to.map(|d| d.0),
+            from: Date::optional(from, "from")?,
+            to: Date::optional(to, "to")?,
             timezone: time::parse_timezone(&timezone).map_err(gql_err)?,
         };
         let rows = analytics.visits_per_user(&filter).await.map_err(gql_err)?;
         let page = visits::page(rows, order, after.as_ref(), first).map_err(gql_err)?;
+        // Look ahead: when the page selects `user`, fetch all its users in one statement
+        // now; each node's `user` is then served from the request's loader cache.
+        if ctx.look_ahead().field("edges").field("node").field("user").exists() {
+            let loaders = ctx.data::<super::loaders::Loaders>()?;
+            loaders.users.load_many(page.rows.iter().map(|r| r.user_id)).await.map_err(|e| gql_err((*e).clone()))?;
+        }
         let edges: Vec<UserVisitsEdge> = page
             .rows
             .into_iter()

@@ -1,1 +1,13 @@
+//! One integration-test binary: the app on port 0 against SQLite in memory and, with
+//! `TEST_DATABASE_URL`, a fresh PostgreSQL database per test.
 
+mod config_cli;
+mod graphql_usage;
+mod graphql_users;
+mod graphql_visits;
+mod helpers;
+mod migrations;
+mod probes;
+mod reference;
+mod rest_reports;
+mod seed;

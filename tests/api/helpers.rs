@@ -1,0 +1,252 @@
+//! Spawns the real app on port 0 against a fresh database (SQLite in memory; PostgreSQL when
+//! `TEST_DATABASE_URL` is set) and talks HTTP to it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+
+use coworking_gateway::config::{Config, LogFormat};
+use coworking_gateway::db::DbStats;
+use coworking_gateway::startup::Application;
+use entity::{tokens, users};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait, Set, Statement};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+static PG_NOTE: Once = Once::new();
+
+/// SQLite always; PostgreSQL too when `TEST_DATABASE_URL` is set (with a visible note when not).
+pub fn backends() -> Vec<Backend> {
+    if pg_admin_url().is_some() {
+        vec![Backend::Sqlite, Backend::Postgres]
+    } else {
+        PG_NOTE.call_once(|| {
+            eprintln!("NOTE: TEST_DATABASE_URL is not set: the PostgreSQL cases of this suite were NOT run (SQLite only).");
+        });
+        vec![Backend::Sqlite]
+    }
+}
+
+pub fn pg_admin_url() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.trim().is_empty())
+}
+
+pub fn init_test_logging() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            coworking_gateway::telemetry::init(LogFormat::Pretty, std::io::stdout);
+        }
+    });
+}
+
+/// `../shared/legacy` beside the repository, or `None` (with a printed note) when absent.
+pub fn legacy_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/legacy");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("NOTE: {} is absent: legacy-data cases skipped.", dir.display());
+        None
+    }
+}
+
+/// A PostgreSQL database created for one test and dropped when it goes out of scope.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl PgDatabase {
+    pub async fn create() -> Self {
+        let admin_url = pg_admin_url().expect("TEST_DATABASE_URL");
+        let name = format!("gw_test_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), rand::random::<u32>());
+        let admin = Database::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        admin.close().await.ok();
+        let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        Self { name, url: url.to_string(), admin_url }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs outside async; use a private runtime on a plain thread.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                if let Ok(admin) = Database::connect(&admin_url).await {
+                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub backend: Backend,
+    pub base: String,
+    pub client: reqwest::Client,
+    /// The app's own pool: for SQLite in memory it is the only way to reach the same database.
+    pub db: DatabaseConnection,
+    pub stats: Arc<DbStats>,
+    /// Held so the database lives as long as the app, and is dropped with it.
+    _pg: Option<PgDatabase>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        init_test_logging();
+        let (url, pg) = match backend {
+            Backend::Sqlite => ("sqlite::memory:".to_owned(), None),
+            Backend::Postgres => {
+                let pg = PgDatabase::create().await;
+                (pg.url.clone(), Some(pg))
+            }
+        };
+        let mut config = Config::for_database_url(&url).expect("test config");
+        config.bind_address = [127, 0, 0, 1].into();
+        config.port = 0;
+        config.migrate_on_start = true;
+        tweak(&mut config);
+        Self::start(backend, config, pg).await
+    }
+
+    pub async fn start(backend: Backend, config: Config, pg: Option<PgDatabase>) -> Self {
+        let app = Application::build(config).await.expect("build app");
+        let addr = app.local_addr().expect("bound address");
+        let db = app.state().db.clone();
+        let stats = app.state().db_stats.clone();
+        tokio::spawn(app.run_until(std::future::pending()));
+        Self {
+            backend,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().expect("client"),
+            db,
+            stats,
+            _pg: pg,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.base)).send().await.expect("GET")
+    }
+
+    /// POSTs a GraphQL operation and returns the whole JSON response.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let res = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /graphql");
+        res.json().await.expect("JSON body")
+    }
+
+    /// `data` of a GraphQL response that must have no errors.
+    pub async fn graphql_ok(&self, query: &str, variables: Value) -> Value {
+        let body = self.graphql(query, variables).await;
+        assert!(body.get("errors").is_none(), "[{:?}] unexpected errors: {body}", self.backend);
+        body["data"].clone()
+    }
+
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(self.db.get_database_backend(), sql))
+            .await
+            .expect("query")
+            .expect("a row");
+        row.try_get_by_index(0).expect("an integer")
+    }
+
+    pub async fn insert(&self, users: &[users::Model], tokens: &[tokens::Model]) {
+        insert(&self.db, users, tokens).await;
+    }
+}
+
+pub async fn insert(db: &DatabaseConnection, users: &[users::Model], tokens: &[tokens::Model]) {
+    for chunk in users.chunks(500) {
+        let rows = chunk.iter().map(|u| users::ActiveModel {
+            id: Set(u.id),
+            first_name: Set(u.first_name.clone()),
+            last_name: Set(u.last_name.clone()),
+            joined_at: Set(u.joined_at),
+            is_active: Set(u.is_active),
+        });
+        users::Entity::insert_many(rows).exec(db).await.expect("insert users");
+    }
+    for chunk in tokens.chunks(500) {
+        let rows = chunk.iter().map(|t| tokens::ActiveModel {
+            id: Set(t.id),
+            user_id: Set(t.user_id),
+            token: Set(t.token.clone()),
+            created_at: Set(t.created_at),
+            used_at: Set(t.used_at),
+        });
+        tokens::Entity::insert_many(rows).exec(db).await.expect("insert tokens");
+    }
+}
+
+/// A TCP proxy the test controls, between the gateway and PostgreSQL: `cut` drops every
+/// open connection and refuses new ones; `restore` lets them through again.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    cuts: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cuts, _) = tokio::sync::watch::channel(0u64);
+        let (flag, tx) = (open.clone(), cuts.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !flag.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let mut cut = tx.subscribe();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { addr, open, cuts }
+    }
+
+    pub fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        self.cuts.send_modify(|n| *n += 1);
+    }
+
+    pub fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
