@@ -12,11 +12,22 @@ use crate::startup::AppState;
 /// A self-contained playground: no CDN, so it works on an air-gapped laptop or cluster.
 const PLAYGROUND: &str = include_str!("../assets/playground.html");
 
-pub async fn graphql_post(State(state): State<AppState>, request: GraphQLBatchRequest) -> GraphQLResponse {
-    state.schema.execute_batch(request.into_inner()).await.into()
+pub async fn graphql_post(
+    State(state): State<AppState>,
+    request: GraphQLBatchRequest,
+) -> GraphQLResponse {
+    state
+        .schema
+        .execute_batch(request.into_inner())
+        .await
+        .into()
 }
 
-pub async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+pub async fn graphql_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -26,10 +37,17 @@ pub async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQ
         if wants_html {
             return Html(PLAYGROUND).into_response();
         }
-        return AppError::BadRequest("GET /graphql needs a query parameter, e.g. /graphql?query={summary{users}}".into()).into_response();
+        return AppError::BadRequest(
+            "GET /graphql needs a query parameter, e.g. /graphql?query={summary{users}}".into(),
+        )
+        .into_response();
     }
     match parse_query_string(&query) {
         Ok(request) => GraphQLResponse::from(state.schema.execute(request).await).into_response(),
-        Err(e) => (StatusCode::BAD_REQUEST, AppError::BadRequest(format!("invalid GraphQL GET request: {e}"))).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            AppError::BadRequest(format!("invalid GraphQL GET request: {e}")),
+        )
+            .into_response(),
     }
 }

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::{Command, Config};
+use crate::db;
 use crate::seed::{self, SeedPlan};
 use crate::startup::Application;
-use crate::db;
 
 const BATCH_STATEMENT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
@@ -24,9 +24,23 @@ pub async fn run(command: Command, mut config: Config) -> ExitCode {
             config.db_statement_timeout = BATCH_STATEMENT_TIMEOUT;
             migrate(&config).await
         }
-        Command::Seed { users, tokens, seed, append } => {
+        Command::Seed {
+            users,
+            tokens,
+            seed,
+            append,
+        } => {
             config.db_statement_timeout = BATCH_STATEMENT_TIMEOUT;
-            seed_cmd(&config, SeedPlan { users, tokens, seed, append }).await
+            seed_cmd(
+                &config,
+                SeedPlan {
+                    users,
+                    tokens,
+                    seed,
+                    append,
+                },
+            )
+            .await
         }
         Command::Healthcheck => healthcheck(&config).await,
         Command::Schema => {
@@ -53,7 +67,11 @@ async fn serve(config: Config) -> ExitCode {
         Ok(a) => a,
         Err(e) => return fail("cannot read the bound address", e),
     };
-    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
     let base = format!("http://{host}:{}", addr.port());
     tracing::info!(
         database = %target,
@@ -90,12 +108,22 @@ async fn seed_cmd(config: &Config, plan: SeedPlan) -> ExitCode {
     }
     let started = Instant::now();
     let result = seed::seed(&conn, plan, |done, total| {
-        let _ = writeln!(std::io::stderr(), "seed: {done}/{total} tokens written ({:.1} s)", started.elapsed().as_secs_f64());
+        let _ = writeln!(
+            std::io::stderr(),
+            "seed: {done}/{total} tokens written ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
     })
     .await;
     match result {
         Ok(()) => {
-            let _ = writeln!(std::io::stderr(), "seed: done: {} users, {} tokens in {:.1} s", plan.users, plan.tokens, started.elapsed().as_secs_f64());
+            let _ = writeln!(
+                std::io::stderr(),
+                "seed: done: {} users, {} tokens in {:.1} s",
+                plan.users,
+                plan.tokens,
+                started.elapsed().as_secs_f64()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => fail("seed failed", e),
@@ -106,7 +134,11 @@ async fn seed_cmd(config: &Config, plan: SeedPlan) -> ExitCode {
 async fn healthcheck(config: &Config) -> ExitCode {
     let check = async {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", config.port)).await?;
-        stream.write_all(b"GET /health_check HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
+        stream
+            .write_all(
+                b"GET /health_check HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )
+            .await?;
         let mut buf = Vec::new();
         stream.read_to_end(&mut buf).await?;
         Ok::<bool, std::io::Error>(buf.starts_with(b"HTTP/1.1 200"))

@@ -27,7 +27,11 @@ impl fmt::Debug for Secret {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "coworking-gateway", version, about = "GraphQL analytics gateway for the coworking service, with the legacy REST reports")]
+#[command(
+    name = "coworking-gateway",
+    version,
+    about = "GraphQL analytics gateway for the coworking service, with the legacy REST reports"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub settings: RawSettings,
@@ -204,7 +208,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(setting: &'static str, problem: impl Into<String>, accepted: &'static str) -> Self {
-        Self { setting, problem: problem.into(), accepted }
+        Self {
+            setting,
+            problem: problem.into(),
+            accepted,
+        }
     }
 }
 
@@ -216,10 +224,16 @@ fn number<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
     max: T,
     accepted: &'static str,
 ) -> Result<T, ConfigError> {
-    let Some(raw) = raw.as_deref() else { return Ok(default) };
+    let Some(raw) = raw.as_deref() else {
+        return Ok(default);
+    };
     match raw.trim().parse::<T>() {
         Ok(value) if value >= min && value <= max => Ok(value),
-        _ => Err(ConfigError::new(setting, format!("'{raw}' is not usable"), accepted)),
+        _ => Err(ConfigError::new(
+            setting,
+            format!("'{raw}' is not usable"),
+            accepted,
+        )),
     }
 }
 
@@ -230,74 +244,194 @@ impl Config {
         let bind_address = match raw.bind_address.as_deref() {
             None => IpAddr::from([0, 0, 0, 0]),
             Some(s) => s.trim().parse().map_err(|_| {
-                ConfigError::new("BIND_ADDRESS (--bind)", format!("'{s}' is not an IP address"), "an IPv4 or IPv6 address such as 0.0.0.0 or 127.0.0.1")
+                ConfigError::new(
+                    "BIND_ADDRESS (--bind)",
+                    format!("'{s}' is not an IP address"),
+                    "an IPv4 or IPv6 address such as 0.0.0.0 or 127.0.0.1",
+                )
             })?,
         };
-        let port = number(&raw.app_port, "APP_PORT (--port)", 5153u16, 0, u16::MAX, "an integer from 0 to 65535")?;
-        let log_format = match raw.log_format.as_deref().map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        let port = number(
+            &raw.app_port,
+            "APP_PORT (--port)",
+            5153u16,
+            0,
+            u16::MAX,
+            "an integer from 0 to 65535",
+        )?;
+        let log_format = match raw
+            .log_format
+            .as_deref()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .as_deref()
+        {
             None | Some("auto") => LogFormat::Auto,
             Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
-            Some(other) => return Err(ConfigError::new("LOG_FORMAT (--log-format)", format!("'{other}' is not a log format"), "auto, json, pretty")),
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT (--log-format)",
+                    format!("'{other}' is not a log format"),
+                    "auto, json, pretty",
+                ));
+            }
         };
         Ok(Self {
             database,
             bind_address,
             port,
             log_format,
-            db_pool_max: number(&raw.db_pool_max, "DB_POOL_MAX (--db-pool-max)", 10u32, 1, 1_000, "an integer from 1 to 1000")?,
-            db_acquire_timeout: Duration::from_millis(number(&raw.db_acquire_timeout_ms, "DB_ACQUIRE_TIMEOUT_MS (--db-acquire-timeout-ms)", 1_500u64, 1, 600_000, "milliseconds from 1 to 600000")?),
-            db_statement_timeout: Duration::from_millis(number(&raw.db_statement_timeout_ms, "DB_STATEMENT_TIMEOUT_MS (--db-statement-timeout-ms)", 30_000u64, 1, 3_600_000, "milliseconds from 1 to 3600000")?),
-            graphql_max_depth: number(&raw.graphql_max_depth, "GRAPHQL_MAX_DEPTH (--graphql-max-depth)", 12usize, 1, 1_000, "an integer from 1 to 1000")?,
-            graphql_max_complexity: number(&raw.graphql_max_complexity, "GRAPHQL_MAX_COMPLEXITY (--graphql-max-complexity)", 2_000usize, 1, 1_000_000, "an integer from 1 to 1000000")?,
-            max_page_size: number(&raw.max_page_size, "MAX_PAGE_SIZE (--max-page-size)", 1_000usize, 1, 100_000, "an integer from 1 to 100000")?,
-            max_buckets: number(&raw.max_buckets, "MAX_BUCKETS (--max-buckets)", 3_660usize, 1, 100_000, "an integer from 1 to 100000")?,
-            shutdown_drain: Duration::from_secs(number(&raw.shutdown_drain_seconds, "SHUTDOWN_DRAIN_SECONDS (--shutdown-drain-seconds)", 20u64, 0, 3_600, "seconds from 0 to 3600")?),
+            db_pool_max: number(
+                &raw.db_pool_max,
+                "DB_POOL_MAX (--db-pool-max)",
+                10u32,
+                1,
+                1_000,
+                "an integer from 1 to 1000",
+            )?,
+            db_acquire_timeout: Duration::from_millis(number(
+                &raw.db_acquire_timeout_ms,
+                "DB_ACQUIRE_TIMEOUT_MS (--db-acquire-timeout-ms)",
+                1_500u64,
+                1,
+                600_000,
+                "milliseconds from 1 to 600000",
+            )?),
+            db_statement_timeout: Duration::from_millis(number(
+                &raw.db_statement_timeout_ms,
+                "DB_STATEMENT_TIMEOUT_MS (--db-statement-timeout-ms)",
+                30_000u64,
+                1,
+                3_600_000,
+                "milliseconds from 1 to 3600000",
+            )?),
+            graphql_max_depth: number(
+                &raw.graphql_max_depth,
+                "GRAPHQL_MAX_DEPTH (--graphql-max-depth)",
+                12usize,
+                1,
+                1_000,
+                "an integer from 1 to 1000",
+            )?,
+            graphql_max_complexity: number(
+                &raw.graphql_max_complexity,
+                "GRAPHQL_MAX_COMPLEXITY (--graphql-max-complexity)",
+                2_000usize,
+                1,
+                1_000_000,
+                "an integer from 1 to 1000000",
+            )?,
+            max_page_size: number(
+                &raw.max_page_size,
+                "MAX_PAGE_SIZE (--max-page-size)",
+                1_000usize,
+                1,
+                100_000,
+                "an integer from 1 to 100000",
+            )?,
+            max_buckets: number(
+                &raw.max_buckets,
+                "MAX_BUCKETS (--max-buckets)",
+                3_660usize,
+                1,
+                100_000,
+                "an integer from 1 to 100000",
+            )?,
+            shutdown_drain: Duration::from_secs(number(
+                &raw.shutdown_drain_seconds,
+                "SHUTDOWN_DRAIN_SECONDS (--shutdown-drain-seconds)",
+                20u64,
+                0,
+                3_600,
+                "seconds from 0 to 3600",
+            )?),
             migrate_on_start: false,
         })
     }
 
     /// Settings for tests and tools: defaults around an explicit database URL.
     pub fn for_database_url(url: &str) -> Result<Self, ConfigError> {
-        Self::from_raw(&RawSettings { database_url: Some(url.to_owned()), ..RawSettings::default() })
+        Self::from_raw(&RawSettings {
+            database_url: Some(url.to_owned()),
+            ..RawSettings::default()
+        })
     }
 }
 
 const URL_ACCEPTED: &str = "postgres://user:password@host:port/db, postgresql://…, sqlite://path?mode=rwc or sqlite::memory:";
 
 fn database_target(raw: &RawSettings) -> Result<DatabaseTarget, ConfigError> {
-    if let Some(url) = raw.database_url.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    if let Some(url) = raw
+        .database_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         if url.starts_with("sqlite:") {
-            return Ok(DatabaseTarget::Sqlite { url: url.to_owned() });
+            return Ok(DatabaseTarget::Sqlite {
+                url: url.to_owned(),
+            });
         }
         return match url::Url::parse(url) {
-            Ok(parsed) if matches!(parsed.scheme(), "postgres" | "postgresql") && parsed.host_str().is_some_and(|h| !h.is_empty()) => {
-                Ok(DatabaseTarget::Postgres { url: Secret::new(url) })
+            Ok(parsed)
+                if matches!(parsed.scheme(), "postgres" | "postgresql")
+                    && parsed.host_str().is_some_and(|h| !h.is_empty()) =>
+            {
+                Ok(DatabaseTarget::Postgres {
+                    url: Secret::new(url),
+                })
             }
             // The raw value may contain a password: name the setting, never echo it.
-            _ => Err(ConfigError::new("DATABASE_URL (--database-url)", "the value is not a PostgreSQL or SQLite URL", URL_ACCEPTED)),
+            _ => Err(ConfigError::new(
+                "DATABASE_URL (--database-url)",
+                "the value is not a PostgreSQL or SQLite URL",
+                URL_ACCEPTED,
+            )),
         };
     }
     if raw.db_username.is_some() || raw.db_host.is_some() {
         let host = raw.db_host.as_deref().unwrap_or("127.0.0.1").trim();
-        let port = number(&raw.db_port, "DB_PORT", 5432u16, 1, u16::MAX, "an integer from 1 to 65535")?;
+        let port = number(
+            &raw.db_port,
+            "DB_PORT",
+            5432u16,
+            1,
+            u16::MAX,
+            "an integer from 1 to 65535",
+        )?;
         let name = raw.db_name.as_deref().unwrap_or("postgres").trim();
         let user = raw.db_username.as_deref().unwrap_or("postgres");
-        let mut url = url::Url::parse("postgres://localhost/").map_err(|_| ConfigError::new("DB_HOST", "cannot build a URL", "a host name or IP address"))?;
-        url.set_host(Some(host)).map_err(|_| ConfigError::new("DB_HOST", format!("'{host}' is not a host name"), "a host name or IP address"))?;
+        let mut url = url::Url::parse("postgres://localhost/").map_err(|_| {
+            ConfigError::new("DB_HOST", "cannot build a URL", "a host name or IP address")
+        })?;
+        url.set_host(Some(host)).map_err(|_| {
+            ConfigError::new(
+                "DB_HOST",
+                format!("'{host}' is not a host name"),
+                "a host name or IP address",
+            )
+        })?;
         let _ = url.set_port(Some(port));
         url.set_path(&format!("/{name}"));
         let _ = url.set_username(user);
         if let Some(password) = raw.db_password.as_deref().filter(|p| !p.is_empty()) {
             let _ = url.set_password(Some(password));
         }
-        return Ok(DatabaseTarget::Postgres { url: Secret::new(url.to_string()) });
+        return Ok(DatabaseTarget::Postgres {
+            url: Secret::new(url.to_string()),
+        });
     }
     let path = raw.sqlite_path.as_deref().unwrap_or("./coworking.db");
     if path.trim().is_empty() {
-        return Err(ConfigError::new("SQLITE_PATH (--sqlite-path)", "the path is empty", "a file path such as ./coworking.db"));
+        return Err(ConfigError::new(
+            "SQLITE_PATH (--sqlite-path)",
+            "the path is empty",
+            "a file path such as ./coworking.db",
+        ));
     }
-    Ok(DatabaseTarget::EmbeddedDefault { path: PathBuf::from(path) })
+    Ok(DatabaseTarget::EmbeddedDefault {
+        path: PathBuf::from(path),
+    })
 }
 
 impl Cli {

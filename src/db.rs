@@ -29,7 +29,13 @@ impl DbStats {
 pub async fn connect(config: &Config, stats: Arc<DbStats>) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(config.database.url());
     options
-        .max_connections(if config.database.is_sqlite() && config.database.url().contains(":memory:") { 1 } else { config.db_pool_max })
+        .max_connections(
+            if config.database.is_sqlite() && config.database.url().contains(":memory:") {
+                1
+            } else {
+                config.db_pool_max
+            },
+        )
         .min_connections(0)
         .acquire_timeout(config.db_acquire_timeout)
         .connect_timeout(config.db_acquire_timeout)
@@ -38,10 +44,16 @@ pub async fn connect(config: &Config, stats: Arc<DbStats>) -> Result<DatabaseCon
         .connect_lazy(!config.database.is_sqlite());
     if config.database.is_sqlite() {
         // In-memory databases vanish with their last connection; keep one open.
-        options.min_connections(1).idle_timeout(None::<std::time::Duration>).max_lifetime(None::<std::time::Duration>);
+        options
+            .min_connections(1)
+            .idle_timeout(None::<std::time::Duration>)
+            .max_lifetime(None::<std::time::Duration>);
     }
     // WAL lets readers run while the demo seeder writes (ignored by :memory:).
-    options.map_sqlx_sqlite_opts(|o| o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal).foreign_keys(true));
+    options.map_sqlx_sqlite_opts(|o| {
+        o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+            .foreign_keys(true)
+    });
     let mut db = Database::connect(options).await?;
     db.set_metric_callback(move |info| {
         stats.statements.fetch_add(1, Ordering::Relaxed);

@@ -24,7 +24,9 @@ impl AppError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, codes::BAD_USER_INPUT),
-            Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, codes::DATABASE_UNAVAILABLE),
+            Self::DatabaseUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, codes::DATABASE_UNAVAILABLE)
+            }
             Self::Timeout => (StatusCode::GATEWAY_TIMEOUT, codes::TIMEOUT),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
         }
@@ -47,6 +49,10 @@ impl IntoResponse for AppError {
         if let Self::Internal(detail) = &self {
             tracing::error!(error = %detail, "request failed");
         }
-        (status, Json(json!({ "error": { "code": code, "message": self.to_string() } }))).into_response()
+        (
+            status,
+            Json(json!({ "error": { "code": code, "message": self.to_string() } })),
+        )
+            .into_response()
     }
 }

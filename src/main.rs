@@ -5,7 +5,10 @@ use coworking_gateway::{cli, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_with_env();
-    let command = cli.command.clone().unwrap_or(Command::Serve { migrate: false });
+    let command = cli
+        .command
+        .clone()
+        .unwrap_or(Command::Serve { migrate: false });
     if command == Command::Schema {
         print!("{}", coworking_gateway::graphql::sdl());
         return ExitCode::SUCCESS;
@@ -18,7 +21,10 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(config.log_format, std::io::stdout);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

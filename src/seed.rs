@@ -33,7 +33,9 @@ pub struct SeedPlan {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
-    #[error("the database already holds {users} users and {tokens} tokens; nothing was written (pass --append to add to them)")]
+    #[error(
+        "the database already holds {users} users and {tokens} tokens; nothing was written (pass --append to add to them)"
+    )]
     NotEmpty { users: i64, tokens: i64 },
     #[error("cannot seed tokens without users: pass --users N with N > 0")]
     NoUsers,
@@ -53,7 +55,9 @@ fn mix(salt: u64, seed: u64) -> String {
 }
 
 async fn count(db: &impl ConnectionTrait, dialect: Dialect, table: &str) -> Result<i64, DbErr> {
-    let row = db.query_one_raw(dialect.statement(&format!("SELECT COUNT(*) AS n FROM {table}"), vec![])).await?;
+    let row = db
+        .query_one_raw(dialect.statement(&format!("SELECT COUNT(*) AS n FROM {table}"), vec![]))
+        .await?;
     Ok(match row {
         Some(r) => r.try_get("", "n")?,
         None => 0,
@@ -66,11 +70,18 @@ pub async fn is_empty(db: &DatabaseConnection) -> Result<bool, DbErr> {
 }
 
 /// Writes the plan in one transaction; `progress` hears about each chunk of tokens.
-pub async fn seed(db: &DatabaseConnection, plan: SeedPlan, mut progress: impl FnMut(u64, u64)) -> Result<(), SeedError> {
+pub async fn seed(
+    db: &DatabaseConnection,
+    plan: SeedPlan,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<(), SeedError> {
     let dialect = Dialect::of(db);
     let seed = plan.seed % 2_147_483_647;
     let txn = db.begin().await?;
-    let (users, tokens) = (count(&txn, dialect, "users").await?, count(&txn, dialect, "tokens").await?);
+    let (users, tokens) = (
+        count(&txn, dialect, "users").await?,
+        count(&txn, dialect, "tokens").await?,
+    );
     if !plan.append && (users > 0 || tokens > 0) {
         return Err(SeedError::NotEmpty { users, tokens });
     }
@@ -87,7 +98,10 @@ pub async fn seed(db: &DatabaseConnection, plan: SeedPlan, mut progress: impl Fn
             series = dialect.series_cte(),
             first = dialect.json_pick(FIRST_NAMES, "h13 % 16"),
             last = dialect.json_pick(LAST_NAMES, "h14 % 16"),
-            joined = dialect.timestamp_plus_micros(USERS_FROM, &format!("(h11 % {USER_SPAN_SECONDS}) * 1000000 + (h12 % 1000000)")),
+            joined = dialect.timestamp_plus_micros(
+                USERS_FROM,
+                &format!("(h11 % {USER_SPAN_SECONDS}) * 1000000 + (h12 % 1000000)")
+            ),
             h11 = mix(11, seed),
             h12 = mix(12, seed),
             h13 = mix(13, seed),
@@ -95,21 +109,35 @@ pub async fn seed(db: &DatabaseConnection, plan: SeedPlan, mut progress: impl Fn
             h15 = mix(15, seed),
             fence = dialect.no_flatten(),
         );
-        txn.execute_raw(dialect.statement(&sql, vec![plan.users.into()])).await?;
+        txn.execute_raw(dialect.statement(&sql, vec![plan.users.into()]))
+            .await?;
     }
     let total_users = count(&txn, dialect, "users").await?;
     if plan.tokens > 0 && total_users == 0 {
         return Err(SeedError::NoUsers);
     }
     // Each hash is computed once per row in a subquery the planner may not flatten.
-    let created = dialect.timestamp_plus_micros(TOKENS_FROM, &format!("(h21 % {TOKEN_SPAN_SECONDS}) * 1000000 + (h22 % 1000000)"));
+    let created = dialect.timestamp_plus_micros(
+        TOKENS_FROM,
+        &format!("(h21 % {TOKEN_SPAN_SECONDS}) * 1000000 + (h22 % 1000000)"),
+    );
     // used_at comes 1 to 15 minutes after created_at for about half the tokens.
-    let used = dialect.timestamp_plus_micros(TOKENS_FROM, &format!("(h21 % {TOKEN_SPAN_SECONDS}) * 1000000 + (h22 % 1000000) + (1 + h23 % 15) * 60000000"));
+    let used = dialect.timestamp_plus_micros(
+        TOKENS_FROM,
+        &format!(
+            "(h21 % {TOKEN_SPAN_SECONDS}) * 1000000 + (h22 % 1000000) + (1 + h23 % 15) * 60000000"
+        ),
+    );
     // Maintaining secondary indexes row by row dominates a bulk load; rebuilding them
     // once afterwards is several times faster. Inside the transaction, so all or nothing.
-    let rebuild = if plan.tokens >= BULK_THRESHOLD { dialect.secondary_indexes(&txn, "tokens").await? } else { Vec::new() };
+    let rebuild = if plan.tokens >= BULK_THRESHOLD {
+        dialect.secondary_indexes(&txn, "tokens").await?
+    } else {
+        Vec::new()
+    };
     for (name, _) in &rebuild {
-        txn.execute_unprepared(&format!("DROP INDEX {name}")).await?;
+        txn.execute_unprepared(&format!("DROP INDEX {name}"))
+            .await?;
     }
     let mut done = 0;
     let started = Instant::now();
@@ -134,7 +162,8 @@ pub async fn seed(db: &DatabaseConnection, plan: SeedPlan, mut progress: impl Fn
             h26 = mix(26, seed),
             fence = dialect.no_flatten(),
         );
-        txn.execute_raw(dialect.statement(&sql, vec![n.into()])).await?;
+        txn.execute_raw(dialect.statement(&sql, vec![n.into()]))
+            .await?;
         done += n;
         progress(done, plan.tokens);
     }
@@ -142,6 +171,11 @@ pub async fn seed(db: &DatabaseConnection, plan: SeedPlan, mut progress: impl Fn
         txn.execute_unprepared(definition).await?;
     }
     txn.commit().await?;
-    tracing::info!(users = plan.users, tokens = plan.tokens, seconds = started.elapsed().as_secs_f64(), "seeded demo data");
+    tracing::info!(
+        users = plan.users,
+        tokens = plan.tokens,
+        seconds = started.elapsed().as_secs_f64(),
+        "seeded demo data"
+    );
     Ok(())
 }

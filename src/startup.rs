@@ -35,7 +35,10 @@ pub enum StartupError {
     #[error("seeding demo data: {0}")]
     Seed(#[from] seed::SeedError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// The router as a plain function of the state, so tests can drive it without a socket.
@@ -52,7 +55,12 @@ pub struct Application {
 }
 
 /// Demo data for the embedded default: the legacy seed's shape and size.
-pub const DEMO_PLAN: seed::SeedPlan = seed::SeedPlan { users: 1_000, tokens: 2_500, seed: 42, append: false };
+pub const DEMO_PLAN: seed::SeedPlan = seed::SeedPlan {
+    users: 1_000,
+    tokens: 2_500,
+    seed: 42,
+    append: false,
+};
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
@@ -61,17 +69,37 @@ impl Application {
         if config.database.is_sqlite() || config.migrate_on_start {
             db::migrate(&db).await?;
         }
-        if matches!(config.database, DatabaseTarget::EmbeddedDefault { .. }) && seed::is_empty(&db).await? {
+        if matches!(config.database, DatabaseTarget::EmbeddedDefault { .. })
+            && seed::is_empty(&db).await?
+        {
             seed::seed(&db, DEMO_PLAN, |_, _| {}).await?;
         }
-        let analytics = Analytics::new(db.clone(), Limits { max_buckets: config.max_buckets, max_page_size: config.max_page_size });
+        let analytics = Analytics::new(
+            db.clone(),
+            Limits {
+                max_buckets: config.max_buckets,
+                max_page_size: config.max_page_size,
+            },
+        );
         let schema = graphql::build_schema(
             analytics.clone(),
-            SchemaLimits { max_depth: config.graphql_max_depth, max_complexity: config.graphql_max_complexity },
+            SchemaLimits {
+                max_depth: config.graphql_max_depth,
+                max_complexity: config.graphql_max_complexity,
+            },
         );
         let addr = SocketAddr::new(config.bind_address, config.port);
-        let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
-        let state = AppState { analytics, schema, db, db_stats, shutting_down: Arc::new(AtomicBool::new(false)), config: Arc::new(config) };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        let state = AppState {
+            analytics,
+            schema,
+            db,
+            db_stats,
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            config: Arc::new(config),
+        };
         Ok(Self { listener, state })
     }
 
@@ -90,7 +118,10 @@ impl Application {
 
     /// Serves until `stop` resolves, then fails readiness, lets in-flight
     /// requests finish for up to the drain time, and returns.
-    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let state = self.state.clone();
         let drain = state.config.shutdown_drain;
         let stopping = Arc::new(tokio::sync::Notify::new());
@@ -99,7 +130,10 @@ impl Application {
         let server = axum::serve(self.listener, router(state)).with_graceful_shutdown(async move {
             stop.await;
             flag.store(true, Ordering::SeqCst);
-            tracing::info!(drain_seconds = drain.as_secs(), "shutting down: readiness now fails, draining in-flight requests");
+            tracing::info!(
+                drain_seconds = drain.as_secs(),
+                "shutting down: readiness now fails, draining in-flight requests"
+            );
             notify.notify_one();
         });
         let deadline = async move {

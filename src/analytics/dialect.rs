@@ -65,15 +65,21 @@ impl Dialect {
     /// Rows `i = 1..=n` for the seeder, as a CTE named `series(i)` with `n` as the only parameter.
     pub fn series_cte(self) -> &'static str {
         match self {
-            Self::Postgres => "series(i) AS (SELECT g FROM generate_series(1, CAST(? AS bigint)) AS g)",
-            Self::Sqlite => "series(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM series WHERE i < ?)",
+            Self::Postgres => {
+                "series(i) AS (SELECT g FROM generate_series(1, CAST(? AS bigint)) AS g)"
+            }
+            Self::Sqlite => {
+                "series(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM series WHERE i < ?)"
+            }
         }
     }
 
     /// `base + micros` microseconds as a timestamp, with `base` a literal `YYYY-MM-DD HH:MM:SS`.
     pub fn timestamp_plus_micros(self, base: &str, micros: &str) -> String {
         match self {
-            Self::Postgres => format!("(TIMESTAMP '{base}' + ({micros}) * INTERVAL '1 microsecond')"),
+            Self::Postgres => {
+                format!("(TIMESTAMP '{base}' + ({micros}) * INTERVAL '1 microsecond')")
+            }
             // SQLite's own date functions keep milliseconds only: write the microseconds by hand,
             // in the `%F %T%.f` text form the driver reads and writes.
             Self::Sqlite => format!(
@@ -101,15 +107,23 @@ impl Dialect {
 
     /// Names and `CREATE INDEX` statements of `table`'s indexes other than its primary key,
     /// for bulk loads to drop and rebuild. SQLite loads are small: nothing to gain there.
-    pub async fn secondary_indexes(self, db: &impl ConnectionTrait, table: &str) -> Result<Vec<(String, String)>, DbErr> {
+    pub async fn secondary_indexes(
+        self,
+        db: &impl ConnectionTrait,
+        table: &str,
+    ) -> Result<Vec<(String, String)>, DbErr> {
         if self == Self::Sqlite {
             return Ok(Vec::new());
         }
         let sql = "SELECT i.indexname AS name, i.indexdef AS def FROM pg_indexes i \
                    JOIN pg_class c ON c.relname = i.indexname JOIN pg_index x ON x.indexrelid = c.oid \
                    WHERE i.schemaname = current_schema() AND i.tablename = ? AND NOT x.indisprimary AND NOT x.indisunique";
-        let rows = db.query_all_raw(self.statement(sql, vec![table.into()])).await?;
-        rows.iter().map(|r| Ok((r.try_get("", "name")?, r.try_get("", "def")?))).collect()
+        let rows = db
+            .query_all_raw(self.statement(sql, vec![table.into()]))
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("", "name")?, r.try_get("", "def")?)))
+            .collect()
     }
 
     /// A number as a zero-padded six-character string.
@@ -127,7 +141,10 @@ mod tests {
 
     #[test]
     fn postgres_placeholders_are_numbered_in_order() {
-        let stmt = Dialect::Postgres.statement("a = ? AND b = ? OR c = ?", vec![1.into(), 2.into(), 3.into()]);
+        let stmt = Dialect::Postgres.statement(
+            "a = ? AND b = ? OR c = ?",
+            vec![1.into(), 2.into(), 3.into()],
+        );
         assert_eq!(stmt.sql, "a = $1 AND b = $2 OR c = $3");
         let stmt = Dialect::Sqlite.statement("a = ?", vec![1.into()]);
         assert_eq!(stmt.sql, "a = ?");

@@ -16,7 +16,10 @@ pub use dialect::Dialect;
 pub enum AnalyticsError {
     /// An argument the caller can fix; `argument` names it.
     #[error("{message}")]
-    BadInput { argument: &'static str, message: String },
+    BadInput {
+        argument: &'static str,
+        message: String,
+    },
     /// The database cannot be reached (refused, cut, pool exhausted).
     #[error("the database is unavailable; retry shortly")]
     Unavailable,
@@ -30,7 +33,10 @@ pub enum AnalyticsError {
 
 impl AnalyticsError {
     pub fn bad_input(argument: &'static str, message: impl Into<String>) -> Self {
-        Self::BadInput { argument, message: message.into() }
+        Self::BadInput {
+            argument,
+            message: message.into(),
+        }
     }
 }
 
@@ -46,12 +52,19 @@ impl From<DbErr> for AnalyticsError {
             return Self::Internal(err.to_string());
         };
         match sqlx.as_ref() {
-            Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::Protocol(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => Self::Unavailable,
+            Sqlx::Io(_)
+            | Sqlx::Tls(_)
+            | Sqlx::Protocol(_)
+            | Sqlx::PoolTimedOut
+            | Sqlx::PoolClosed
+            | Sqlx::WorkerCrashed => Self::Unavailable,
             Sqlx::Database(db) => match db.code().as_deref() {
                 // query_canceled: statement_timeout fired.
                 Some("57014") => Self::Timeout,
                 // connection exceptions, server shutting down or starting up.
-                Some(code) if code.starts_with("08") || code.starts_with("57P") => Self::Unavailable,
+                Some(code) if code.starts_with("08") || code.starts_with("57P") => {
+                    Self::Unavailable
+                }
                 _ => Self::Internal(err.to_string()),
             },
             _ => Self::Internal(err.to_string()),
@@ -79,7 +92,11 @@ pub struct Analytics {
 impl Analytics {
     pub fn new(db: DatabaseConnection, limits: Limits) -> Self {
         let dialect = Dialect::of(&db);
-        Self { db, dialect, limits }
+        Self {
+            db,
+            dialect,
+            limits,
+        }
     }
 
     pub fn limits(&self) -> Limits {
@@ -89,7 +106,12 @@ impl Analytics {
     /// The legacy readiness check: a trivial read on `tokens`.
     pub async fn ping(&self) -> Result<()> {
         use sea_orm::ConnectionTrait;
-        self.db.query_one_raw(self.dialect.statement("SELECT 1 FROM tokens LIMIT 1", vec![])).await?;
+        self.db
+            .query_one_raw(
+                self.dialect
+                    .statement("SELECT 1 FROM tokens LIMIT 1", vec![]),
+            )
+            .await?;
         Ok(())
     }
 }

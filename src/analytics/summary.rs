@@ -20,7 +20,12 @@ pub struct Summary {
 }
 
 impl Analytics {
-    pub async fn summary(&self, from: Option<NaiveDate>, to: Option<NaiveDate>, tz: &Tz) -> Result<Summary> {
+    pub async fn summary(
+        &self,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+        tz: &Tz,
+    ) -> Result<Summary> {
         let (start, end) = time::utc_range(tz, from, to)?;
         let mut values: Vec<Value> = Vec::new();
         let mut joined = String::new();
@@ -42,14 +47,34 @@ impl Analytics {
             tokens.push_str(" AND created_at < ?");
             values.push(end.into());
         }
-        let sql = format!("SELECT {users} AS users, {active} AS active_users, COUNT(*) AS issued, COUNT(used_at) AS used{tokens}");
-        let row = self.db.query_one_raw(self.dialect.statement(&sql, values)).await?;
+        let sql = format!(
+            "SELECT {users} AS users, {active} AS active_users, COUNT(*) AS issued, COUNT(used_at) AS used{tokens}"
+        );
+        let row = self
+            .db
+            .query_one_raw(self.dialect.statement(&sql, values))
+            .await?;
         let (users, active_users, tokens_issued, tokens_used) = match row {
-            Some(r) => (r.try_get("", "users")?, r.try_get("", "active_users")?, r.try_get("", "issued")?, r.try_get("", "used")?),
+            Some(r) => (
+                r.try_get("", "users")?,
+                r.try_get("", "active_users")?,
+                r.try_get("", "issued")?,
+                r.try_get("", "used")?,
+            ),
             None => (0, 0, 0, 0),
         };
         #[allow(clippy::cast_precision_loss)]
-        let usage_rate = if tokens_issued > 0 { tokens_used as f64 / tokens_issued as f64 } else { 0.0 };
-        Ok(Summary { users, active_users, tokens_issued, tokens_used, usage_rate })
+        let usage_rate = if tokens_issued > 0 {
+            tokens_used as f64 / tokens_issued as f64
+        } else {
+            0.0
+        };
+        Ok(Summary {
+            users,
+            active_users,
+            tokens_issued,
+            tokens_used,
+            usage_rate,
+        })
     }
 }

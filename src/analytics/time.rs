@@ -16,30 +16,46 @@ pub fn parse_timezone(name: &str) -> Result<Tz> {
 
 /// Clips caller text echoed back in an error message.
 pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max { s.to_owned() } else { format!("{}…", s.chars().take(max).collect::<String>()) }
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
 }
 
 /// The first instant of `date` in `tz`. Midnight may be skipped by a DST jump
 /// (then the day starts at the first valid local time) or happen twice (the earlier one).
 pub fn local_day_start(tz: &Tz, date: NaiveDate) -> Result<DateTime<Tz>> {
-    let midnight = date.and_hms_opt(0, 0, 0).ok_or_else(|| AnalyticsError::Internal("midnight".into()))?;
+    let midnight = date
+        .and_hms_opt(0, 0, 0)
+        .ok_or_else(|| AnalyticsError::Internal("midnight".into()))?;
     for minutes in (0..=24 * 60).step_by(15) {
         let local = midnight + chrono::Duration::minutes(minutes);
         if let Some(instant) = tz.from_local_datetime(&local).earliest() {
             return Ok(instant);
         }
     }
-    Err(AnalyticsError::bad_input("timezone", format!("no local midnight for {date} in {tz}")))
+    Err(AnalyticsError::bad_input(
+        "timezone",
+        format!("no local midnight for {date} in {tz}"),
+    ))
 }
 
 fn next_day(date: NaiveDate, argument: &'static str) -> Result<NaiveDate> {
-    date.checked_add_days(Days::new(1)).ok_or_else(|| AnalyticsError::bad_input(argument, "date is out of range"))
+    date.checked_add_days(Days::new(1))
+        .ok_or_else(|| AnalyticsError::bad_input(argument, "date is out of range"))
 }
 
 /// Inclusive local dates as a half-open UTC range `[start, end)`; either side may be open.
-pub fn utc_range(tz: &Tz, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<(Option<NaiveDateTime>, Option<NaiveDateTime>)> {
+pub fn utc_range(
+    tz: &Tz,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<(Option<NaiveDateTime>, Option<NaiveDateTime>)> {
     check_order(from, to)?;
-    let start = from.map(|d| local_day_start(tz, d).map(|t| t.naive_utc())).transpose()?;
+    let start = from
+        .map(|d| local_day_start(tz, d).map(|t| t.naive_utc()))
+        .transpose()?;
     let end = match to {
         Some(d) => Some(local_day_start(tz, next_day(d, "to")?)?.naive_utc()),
         None => None,
@@ -51,7 +67,10 @@ pub fn check_order(from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<()>
     if let (Some(f), Some(t)) = (from, to)
         && t < f
     {
-        return Err(AnalyticsError::bad_input("to", format!("to ({t}) is before from ({f})")));
+        return Err(AnalyticsError::bad_input(
+            "to",
+            format!("to ({t}) is before from ({f})"),
+        ));
     }
     Ok(())
 }
@@ -92,26 +111,43 @@ pub struct Bucket {
 }
 
 /// Buckets covering the local dates `first..=last`, refusing more than `cap`.
-pub fn buckets(granularity: Granularity, tz: &Tz, first: NaiveDate, last: NaiveDate, cap: usize) -> Result<Vec<Bucket>> {
+pub fn buckets(
+    granularity: Granularity,
+    tz: &Tz,
+    first: NaiveDate,
+    last: NaiveDate,
+    cap: usize,
+) -> Result<Vec<Bucket>> {
     let mut dates = vec![granularity.bucket_start(first)];
     while let Some(&current) = dates.last() {
-        let next = granularity.next(current).ok_or_else(|| AnalyticsError::bad_input("to", "date is out of range"))?;
+        let next = granularity
+            .next(current)
+            .ok_or_else(|| AnalyticsError::bad_input("to", "date is out of range"))?;
         dates.push(next);
         // `dates` holds one more entry than there are buckets: the end of the last one.
         if dates.len() - 1 > cap {
             return Err(AnalyticsError::bad_input(
                 "to",
-                format!("the range {first}..{last} needs more than {cap} buckets; narrow from/to or use a coarser granularity"),
+                format!(
+                    "the range {first}..{last} needs more than {cap} buckets; narrow from/to or use a coarser granularity"
+                ),
             ));
         }
         if next > last {
             break;
         }
     }
-    let starts = dates.iter().map(|d| local_day_start(tz, *d)).collect::<Result<Vec<_>>>()?;
+    let starts = dates
+        .iter()
+        .map(|d| local_day_start(tz, *d))
+        .collect::<Result<Vec<_>>>()?;
     Ok(dates
         .iter()
         .zip(starts.windows(2))
-        .map(|(date, pair)| Bucket { date: *date, start: pair[0], end: pair[1] })
+        .map(|(date, pair)| Bucket {
+            date: *date,
+            start: pair[0],
+            end: pair[1],
+        })
         .collect())
 }

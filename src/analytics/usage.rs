@@ -39,13 +39,18 @@ impl Analytics {
     pub async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageBucket>> {
         time::check_order(q.from, q.to)?;
         if q.fill && (q.from.is_none() || q.to.is_none()) {
-            return Err(AnalyticsError::bad_input("fill", "fill: true needs both from and to"));
+            return Err(AnalyticsError::bad_input(
+                "fill",
+                "fill: true needs both from and to",
+            ));
         }
         let tz = q.timezone;
         let (first, last) = match (q.from, q.to) {
             (Some(f), Some(t)) => (f, t),
             (from, to) => {
-                let Some((lo, hi)) = self.data_extent().await? else { return Ok(Vec::new()) };
+                let Some((lo, hi)) = self.data_extent().await? else {
+                    return Ok(Vec::new());
+                };
                 let local = |t: NaiveDateTime| t.and_utc().with_timezone(&tz).date_naive();
                 (from.unwrap_or(local(lo)), to.unwrap_or(local(hi)))
             }
@@ -66,7 +71,8 @@ impl Analytics {
                 [fmt(lo), fmt(hi)]
             })
             .collect();
-        let json = serde_json::to_string(&bounds).map_err(|e| AnalyticsError::Internal(e.to_string()))?;
+        let json =
+            serde_json::to_string(&bounds).map_err(|e| AnalyticsError::Internal(e.to_string()))?;
         let sql = format!(
             "WITH bounds AS ({}) \
              SELECT bounds.idx AS idx, COUNT(t.used_at) AS visits, COUNT(*) AS issued, \
@@ -75,11 +81,21 @@ impl Analytics {
              GROUP BY bounds.idx ORDER BY bounds.idx",
             self.dialect.bounds_from_json()
         );
-        let rows = self.db.query_all_raw(self.dialect.statement(&sql, vec![json.into()])).await?;
+        let rows = self
+            .db
+            .query_all_raw(self.dialect.statement(&sql, vec![json.into()]))
+            .await?;
         let mut counts: HashMap<i64, (i64, i64, i64)> = HashMap::with_capacity(rows.len());
         for row in rows {
             let idx: i64 = row.try_get("", "idx")?;
-            counts.insert(idx, (row.try_get("", "visits")?, row.try_get("", "issued")?, row.try_get("", "users")?));
+            counts.insert(
+                idx,
+                (
+                    row.try_get("", "visits")?,
+                    row.try_get("", "issued")?,
+                    row.try_get("", "users")?,
+                ),
+            );
         }
         Ok(buckets
             .iter()
@@ -91,14 +107,23 @@ impl Analytics {
                     None if q.fill => (0, 0, 0),
                     None => return None,
                 };
-                Some(UsageBucket { date: b.date, start: b.start.fixed_offset(), visits, tokens_issued, unique_users })
+                Some(UsageBucket {
+                    date: b.date,
+                    start: b.start.fixed_offset(),
+                    visits,
+                    tokens_issued,
+                    unique_users,
+                })
             })
             .collect())
     }
 
     /// Oldest and newest `created_at`, or `None` when there are no tokens.
     async fn data_extent(&self) -> Result<Option<(NaiveDateTime, NaiveDateTime)>> {
-        let row = self.db.query_one_raw(self.dialect.statement(DATA_EXTENT, vec![])).await?;
+        let row = self
+            .db
+            .query_one_raw(self.dialect.statement(DATA_EXTENT, vec![]))
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let lo: Option<NaiveDateTime> = row.try_get("", "lo")?;
         let hi: Option<NaiveDateTime> = row.try_get("", "hi")?;

@@ -17,7 +17,10 @@ pub struct UsersPage {
 impl Analytics {
     /// One statement for any number of ids.
     pub async fn users_by_ids(&self, ids: &[i32]) -> Result<HashMap<i32, users::Model>> {
-        let rows = users::Entity::find().filter(users::Column::Id.is_in(ids.iter().copied())).all(&self.db).await?;
+        let rows = users::Entity::find()
+            .filter(users::Column::Id.is_in(ids.iter().copied()))
+            .all(&self.db)
+            .await?;
         Ok(rows.into_iter().map(|u| (u.id, u)).collect())
     }
 
@@ -35,19 +38,30 @@ impl Analytics {
         Ok(rows.into_iter().collect())
     }
 
-    pub async fn users_page(&self, after: Option<i32>, first: u64, active_only: bool) -> Result<UsersPage> {
+    pub async fn users_page(
+        &self,
+        after: Option<i32>,
+        first: u64,
+        active_only: bool,
+    ) -> Result<UsersPage> {
         let mut base = users::Entity::find();
         if active_only {
             base = base.filter(users::Column::IsActive.eq(true));
         }
         let total = base.clone().count(&self.db).await?;
-        let mut query = base.order_by_asc(users::Column::Id).limit(first.saturating_add(1));
+        let mut query = base
+            .order_by_asc(users::Column::Id)
+            .limit(first.saturating_add(1));
         if let Some(after) = after {
             query = query.filter(users::Column::Id.gt(after));
         }
         let mut rows = query.all(&self.db).await?;
         let has_next = rows.len() as u64 > first;
         rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
-        Ok(UsersPage { rows, has_next, total })
+        Ok(UsersPage {
+            rows,
+            has_next,
+            total,
+        })
     }
 }

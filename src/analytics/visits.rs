@@ -68,7 +68,14 @@ impl VisitsOrder {
     }
 
     fn from_code(code: &str) -> Option<Self> {
-        [Self::UserIdAsc, Self::VisitsDesc, Self::LastVisitDesc, Self::JoinedAtAsc].into_iter().find(|o| o.code() == code)
+        [
+            Self::UserIdAsc,
+            Self::VisitsDesc,
+            Self::LastVisitDesc,
+            Self::JoinedAtAsc,
+        ]
+        .into_iter()
+        .find(|o| o.code() == code)
     }
 }
 
@@ -98,16 +105,35 @@ impl Cursor {
     }
 
     pub fn decode(cursor: &str) -> Result<Self> {
-        let bad = || AnalyticsError::bad_input("after", format!("malformed cursor '{}': pass an endCursor or edge cursor returned by this query", time::truncate(cursor, 64)));
+        let bad = || {
+            AnalyticsError::bad_input(
+                "after",
+                format!(
+                    "malformed cursor '{}': pass an endCursor or edge cursor returned by this query",
+                    time::truncate(cursor, 64)
+                ),
+            )
+        };
         let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
         let parts: Vec<&str> = text.split('|').collect();
-        let [version, order, user_id, visits, last, joined] = parts.as_slice() else { return Err(bad()) };
+        let [version, order, user_id, visits, last, joined] = parts.as_slice() else {
+            return Err(bad());
+        };
         if *version != CURSOR_VERSION {
             return Err(bad());
         }
-        let time = |s: &str| s.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros).map(|t| t.naive_utc());
-        let last_visit_at = if *last == "-" { None } else { Some(time(last).ok_or_else(bad)?) };
+        let time = |s: &str| {
+            s.parse::<i64>()
+                .ok()
+                .and_then(DateTime::from_timestamp_micros)
+                .map(|t| t.naive_utc())
+        };
+        let last_visit_at = if *last == "-" {
+            None
+        } else {
+            Some(time(last).ok_or_else(bad)?)
+        };
         Ok(Self {
             order: VisitsOrder::from_code(order).ok_or_else(bad)?,
             key: UserVisits {
@@ -130,21 +156,36 @@ pub struct Page {
 }
 
 /// Sorts `rows` by `order` and returns up to `first` rows after `after`.
-pub fn page(mut rows: Vec<UserVisits>, order: VisitsOrder, after: Option<&Cursor>, first: usize) -> Result<Page> {
+pub fn page(
+    mut rows: Vec<UserVisits>,
+    order: VisitsOrder,
+    after: Option<&Cursor>,
+    first: usize,
+) -> Result<Page> {
     let total = rows.len();
     rows.sort_unstable_by(|a, b| order.compare(a, b));
     let skip = match after {
         None => 0,
         Some(cursor) if cursor.order != order => {
-            return Err(AnalyticsError::bad_input("after", "this cursor was issued for a different orderBy; restart paging without after"));
+            return Err(AnalyticsError::bad_input(
+                "after",
+                "this cursor was issued for a different orderBy; restart paging without after",
+            ));
         }
-        Some(cursor) => rows.partition_point(|r| order.compare(r, &cursor.key) != Ordering::Greater),
+        Some(cursor) => {
+            rows.partition_point(|r| order.compare(r, &cursor.key) != Ordering::Greater)
+        }
     };
     let end = skip.saturating_add(first).min(total);
     let has_next = end < total;
     rows.truncate(end);
     rows.drain(..skip.min(end));
-    Ok(Page { rows, has_next, has_previous: skip > 0, total })
+    Ok(Page {
+        rows,
+        has_next,
+        has_previous: skip > 0,
+        total,
+    })
 }
 
 impl Analytics {
@@ -175,7 +216,10 @@ impl Analytics {
             values.push(min.into());
         }
         sql.push_str(" ORDER BY u.id");
-        let rows = self.db.query_all_raw(self.dialect.statement(&sql, values)).await?;
+        let rows = self
+            .db
+            .query_all_raw(self.dialect.statement(&sql, values))
+            .await?;
         rows.into_iter()
             .map(|row| {
                 Ok(UserVisits {
@@ -195,14 +239,41 @@ mod tests {
     use super::*;
 
     fn row(user_id: i32, visits: i64, last: Option<i64>) -> UserVisits {
-        let t = |s: i64| DateTime::from_timestamp(s, 0).map(|d| d.naive_utc()).unwrap_or_default();
-        UserVisits { user_id, joined_at: t(1_000), visits, check_ins: 0, last_visit_at: last.map(t) }
+        let t = |s: i64| {
+            DateTime::from_timestamp(s, 0)
+                .map(|d| d.naive_utc())
+                .unwrap_or_default()
+        };
+        UserVisits {
+            user_id,
+            joined_at: t(1_000),
+            visits,
+            check_ins: 0,
+            last_visit_at: last.map(t),
+        }
     }
 
     #[test]
     fn paging_by_cursor_visits_every_row_once_in_order() {
-        let rows: Vec<_> = (1..=25).map(|i| row(i, i64::from(i % 4), if i % 3 == 0 { None } else { Some(i64::from(i % 5)) })).collect();
-        for order in [VisitsOrder::UserIdAsc, VisitsOrder::VisitsDesc, VisitsOrder::LastVisitDesc, VisitsOrder::JoinedAtAsc] {
+        let rows: Vec<_> = (1..=25)
+            .map(|i| {
+                row(
+                    i,
+                    i64::from(i % 4),
+                    if i % 3 == 0 {
+                        None
+                    } else {
+                        Some(i64::from(i % 5))
+                    },
+                )
+            })
+            .collect();
+        for order in [
+            VisitsOrder::UserIdAsc,
+            VisitsOrder::VisitsDesc,
+            VisitsOrder::LastVisitDesc,
+            VisitsOrder::JoinedAtAsc,
+        ] {
             let mut expected = rows.clone();
             expected.sort_by(|a, b| order.compare(a, b));
             let mut seen = Vec::new();
@@ -211,7 +282,11 @@ mod tests {
                 let p = page(rows.clone(), order, after.as_ref(), 7).expect("page");
                 seen.extend(p.rows.iter().cloned());
                 let Some(last) = p.rows.last() else { break };
-                let encoded = Cursor { order, key: last.clone() }.encode();
+                let encoded = Cursor {
+                    order,
+                    key: last.clone(),
+                }
+                .encode();
                 after = Some(Cursor::decode(&encoded).expect("decode"));
                 if !p.has_next {
                     break;
@@ -224,7 +299,12 @@ mod tests {
 
     #[test]
     fn malformed_cursors_are_bad_input_naming_after() {
-        for bad in ["", "zzz", "dXYxfGlkfDE", &URL_SAFE_NO_PAD.encode("uv1|nope|1|1|-|0")] {
+        for bad in [
+            "",
+            "zzz",
+            "dXYxfGlkfDE",
+            &URL_SAFE_NO_PAD.encode("uv1|nope|1|1|-|0"),
+        ] {
             match Cursor::decode(bad) {
                 Err(AnalyticsError::BadInput { argument, .. }) => assert_eq!(argument, "after"),
                 other => panic!("{bad}: {other:?}"),

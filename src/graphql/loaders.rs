@@ -39,8 +39,16 @@ pub struct Loaders {
 impl Loaders {
     pub fn new(analytics: Analytics) -> Self {
         Self {
-            users: DataLoader::with_cache(UserLoader(analytics.clone()), tokio::spawn, HashMapCache::default()),
-            visit_counts: DataLoader::with_cache(VisitCountLoader(analytics), tokio::spawn, HashMapCache::default()),
+            users: DataLoader::with_cache(
+                UserLoader(analytics.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            visit_counts: DataLoader::with_cache(
+                VisitCountLoader(analytics),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
         }
     }
 }

@@ -8,9 +8,16 @@ mod visits;
 
 use std::sync::Arc;
 
-use async_graphql::extensions::apollo_persisted_queries::{ApolloPersistedQueries, LruCacheStorage};
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest};
-use async_graphql::{EmptyMutation, EmptySubscription, ErrorExtensions, MergedObject, Request, Response, Schema, ServerError, ServerResult};
+use async_graphql::extensions::apollo_persisted_queries::{
+    ApolloPersistedQueries, LruCacheStorage,
+};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest,
+};
+use async_graphql::{
+    EmptyMutation, EmptySubscription, ErrorExtensions, MergedObject, Request, Response, Schema,
+    ServerError, ServerResult,
+};
 
 use crate::analytics::{Analytics, AnalyticsError};
 
@@ -50,7 +57,12 @@ impl ExtensionFactory for PerRequestLoaders {
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for PerRequestLoaders {
-    async fn prepare_request(&self, ctx: &ExtensionContext<'_>, request: Request, next: NextPrepareRequest<'_>) -> ServerResult<Request> {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
         let request = match ctx.data_opt::<Analytics>() {
             Some(analytics) => request.data(loaders::Loaders::new(analytics.clone())),
             None => request,
@@ -61,7 +73,9 @@ impl Extension for PerRequestLoaders {
 
 /// The schema without a database, for printing the SDL.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot::default(), EmptyMutation, EmptySubscription).finish().sdl()
+    Schema::build(QueryRoot::default(), EmptyMutation, EmptySubscription)
+        .finish()
+        .sdl()
 }
 
 /// Machine-readable codes BI tools can branch on.
@@ -99,7 +113,10 @@ pub(crate) fn gql_err(e: AnalyticsError) -> async_graphql::Error {
     e.extend()
 }
 
-pub(crate) fn bad_input(argument: &'static str, message: impl Into<String>) -> async_graphql::Error {
+pub(crate) fn bad_input(
+    argument: &'static str,
+    message: impl Into<String>,
+) -> async_graphql::Error {
     gql_err(AnalyticsError::bad_input(argument, message))
 }
 
@@ -128,7 +145,12 @@ impl Extension for ErrorCodesExtension {
 }
 
 fn add_code(error: &mut ServerError, executed: bool) {
-    if error.extensions.as_ref().and_then(|e| e.get("code")).is_some() {
+    if error
+        .extensions
+        .as_ref()
+        .and_then(|e| e.get("code"))
+        .is_some()
+    {
         return;
     }
     let m = error.message.as_str();
@@ -148,5 +170,8 @@ fn add_code(error: &mut ServerError, executed: bool) {
     } else {
         codes::INTERNAL
     };
-    error.extensions.get_or_insert_with(Default::default).set("code", code);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
 }

@@ -17,10 +17,15 @@ impl Date {
 
     /// The date, or a `BAD_USER_INPUT` error naming `argument`.
     pub fn get(&self, argument: &'static str) -> async_graphql::Result<NaiveDate> {
-        self.0.clone().map_err(|problem| bad_input(argument, problem))
+        self.0
+            .clone()
+            .map_err(|problem| bad_input(argument, problem))
     }
 
-    pub fn optional(date: Option<Self>, argument: &'static str) -> async_graphql::Result<Option<NaiveDate>> {
+    pub fn optional(
+        date: Option<Self>,
+        argument: &'static str,
+    ) -> async_graphql::Result<Option<NaiveDate>> {
         date.map(|d| d.get(argument)).transpose()
     }
 }
@@ -32,9 +37,15 @@ impl ScalarType for Date {
         let parsed = match &value {
             Value::String(s) => match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
                 Ok(d) if (1..=9999).contains(&d.year()) && s.len() == 10 => Ok(d),
-                _ => Err(format!("'{}' is not a date: expected YYYY-MM-DD, e.g. 2023-02-07", crate::analytics::time::truncate(s, 40))),
+                _ => Err(format!(
+                    "'{}' is not a date: expected YYYY-MM-DD, e.g. 2023-02-07",
+                    crate::analytics::time::truncate(s, 40)
+                )),
             },
-            other => Err(format!("expected a date string YYYY-MM-DD, got {}", crate::analytics::time::truncate(&other.to_string(), 40))),
+            other => Err(format!(
+                "expected a date string YYYY-MM-DD, got {}",
+                crate::analytics::time::truncate(&other.to_string(), 40)
+            )),
         };
         Ok(Date(parsed))
     }

@@ -110,7 +110,14 @@ impl UsageQuery {
     ) -> Result<Summary> {
         let analytics = ctx.data::<Analytics>()?;
         let tz = time::parse_timezone(&timezone).map_err(gql_err)?;
-        let s = analytics.summary(Date::optional(from, "from")?, Date::optional(to, "to")?, &tz).await.map_err(gql_err)?;
+        let s = analytics
+            .summary(
+                Date::optional(from, "from")?,
+                Date::optional(to, "to")?,
+                &tz,
+            )
+            .await
+            .map_err(gql_err)?;
         Ok(Summary {
             users: s.users,
             active_users: s.active_users,

@@ -24,7 +24,13 @@ pub struct User {
 
 impl From<users::Model> for User {
     fn from(u: users::Model) -> Self {
-        Self { id: u.id, first_name: u.first_name, last_name: u.last_name, joined_at: utc(u.joined_at), is_active: u.is_active }
+        Self {
+            id: u.id,
+            first_name: u.first_name,
+            last_name: u.last_name,
+            joined_at: utc(u.joined_at),
+            is_active: u.is_active,
+        }
     }
 }
 
@@ -33,14 +39,22 @@ impl User {
     /// All tokens of the user, used or not (batched through a DataLoader).
     async fn visits(&self, ctx: &Context<'_>) -> Result<i64> {
         let loaders = ctx.data::<Loaders>()?;
-        let n = loaders.visit_counts.load_one(self.id).await.map_err(|e| gql_err((*e).clone()))?;
+        let n = loaders
+            .visit_counts
+            .load_one(self.id)
+            .await
+            .map_err(|e| gql_err((*e).clone()))?;
         Ok(n.unwrap_or(0))
     }
 }
 
 pub(crate) async fn load_user(ctx: &Context<'_>, id: i32) -> Result<Option<User>> {
     let loaders = ctx.data::<Loaders>()?;
-    let user = loaders.users.load_one(id).await.map_err(|e| gql_err((*e).clone()))?;
+    let user = loaders
+        .users
+        .load_one(id)
+        .await
+        .map_err(|e| gql_err((*e).clone()))?;
     Ok(user.map(User::from))
 }
 
@@ -69,7 +83,12 @@ fn decode_user_cursor(cursor: &str) -> Result<i32> {
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.strip_prefix(USER_CURSOR).and_then(|id| id.parse().ok()))
-        .ok_or_else(|| bad_input("after", "malformed cursor: pass an endCursor returned by users"))
+        .ok_or_else(|| {
+            bad_input(
+                "after",
+                "malformed cursor: pass an endCursor returned by users",
+            )
+        })
 }
 
 #[derive(Default)]
@@ -94,8 +113,18 @@ impl UsersQuery {
         let analytics = ctx.data::<Analytics>()?;
         let first = page_size(first, analytics.limits().max_page_size)?;
         let after = after.as_deref().map(decode_user_cursor).transpose()?;
-        let page = analytics.users_page(after, first as u64, active_only.unwrap_or(false)).await.map_err(gql_err)?;
-        let edges: Vec<UserEdge> = page.rows.into_iter().map(|u| UserEdge { cursor: user_cursor(u.id), node: u.into() }).collect();
+        let page = analytics
+            .users_page(after, first as u64, active_only.unwrap_or(false))
+            .await
+            .map_err(gql_err)?;
+        let edges: Vec<UserEdge> = page
+            .rows
+            .into_iter()
+            .map(|u| UserEdge {
+                cursor: user_cursor(u.id),
+                node: u.into(),
+            })
+            .collect();
         Ok(UserConnection {
             page_info: PageInfo {
                 has_next_page: page.has_next,

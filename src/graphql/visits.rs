@@ -80,7 +80,10 @@ pub struct UserVisitsConnection {
 pub(crate) fn page_size(first: i64, cap: usize) -> Result<usize> {
     match usize::try_from(first) {
         Ok(n) if n <= cap => Ok(n),
-        _ => Err(bad_input("first", format!("first must be between 0 and {cap}, got {first}"))),
+        _ => Err(bad_input(
+            "first",
+            format!("first must be between 0 and {cap}, got {first}"),
+        )),
     }
 }
 
@@ -107,7 +110,11 @@ impl VisitsQuery {
         let analytics = ctx.data::<Analytics>()?;
         let first = page_size(first, analytics.limits().max_page_size)?;
         let order: visits::VisitsOrder = order_by.into();
-        let after = after.as_deref().map(Cursor::decode).transpose().map_err(gql_err)?;
+        let after = after
+            .as_deref()
+            .map(Cursor::decode)
+            .transpose()
+            .map_err(gql_err)?;
         let filter = VisitsFilter {
             min_visits,
             active_only: active_only.unwrap_or(false),
@@ -119,15 +126,29 @@ impl VisitsQuery {
         let page = visits::page(rows, order, after.as_ref(), first).map_err(gql_err)?;
         // Look ahead: when the page selects `user`, fetch all its users in one statement
         // now; each node's `user` is then served from the request's loader cache.
-        if ctx.look_ahead().field("edges").field("node").field("user").exists() {
+        if ctx
+            .look_ahead()
+            .field("edges")
+            .field("node")
+            .field("user")
+            .exists()
+        {
             let loaders = ctx.data::<super::loaders::Loaders>()?;
-            loaders.users.load_many(page.rows.iter().map(|r| r.user_id)).await.map_err(|e| gql_err((*e).clone()))?;
+            loaders
+                .users
+                .load_many(page.rows.iter().map(|r| r.user_id))
+                .await
+                .map_err(|e| gql_err((*e).clone()))?;
         }
         let edges: Vec<UserVisitsEdge> = page
             .rows
             .into_iter()
             .map(|r| UserVisitsEdge {
-                cursor: Cursor { order, key: r.clone() }.encode(),
+                cursor: Cursor {
+                    order,
+                    key: r.clone(),
+                }
+                .encode(),
                 node: UserVisits {
                     user_id: r.user_id,
                     visits: r.visits,

@@ -17,24 +17,39 @@ use crate::error::AppError;
 use crate::startup::AppState;
 
 pub const DAILY_USAGE_OPERATION: &str = "LegacyDailyUsage";
-pub const DAILY_USAGE_QUERY: &str = "query LegacyDailyUsage { usageByDay(granularity: DAY, timezone: \"UTC\") { date visits } }";
+pub const DAILY_USAGE_QUERY: &str =
+    "query LegacyDailyUsage { usageByDay(granularity: DAY, timezone: \"UTC\") { date visits } }";
 
 pub const USER_VISITS_OPERATION: &str = "LegacyUserVisits";
 pub const USER_VISITS_QUERY: &str = "query LegacyUserVisits($first: Int!, $after: String) { \
     visitsPerUser(first: $first, after: $after, orderBy: USER_ID_ASC) { \
     edges { node { userId visits joinedAt } } pageInfo { hasNextPage endCursor } } }";
 
-async fn run(state: &AppState, operation: &'static str, query: &'static str, variables: Value) -> Result<Value, AppError> {
-    let request = Request::new(query).operation_name(operation).variables(Variables::from_json(variables));
+async fn run(
+    state: &AppState,
+    operation: &'static str,
+    query: &'static str,
+    variables: Value,
+) -> Result<Value, AppError> {
+    let request = Request::new(query)
+        .operation_name(operation)
+        .variables(Variables::from_json(variables));
     let response = state.schema.execute(request).await;
     if let Some(error) = response.errors.first() {
-        let code = error.extensions.as_ref().and_then(|e| e.get("code")).and_then(|v| match v {
-            async_graphql::Value::String(s) => Some(s.as_str()),
-            _ => None,
-        });
+        let code = error
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("code"))
+            .and_then(|v| match v {
+                async_graphql::Value::String(s) => Some(s.as_str()),
+                _ => None,
+            });
         return Err(AppError::from_code(code, &error.message));
     }
-    response.data.into_json().map_err(|e| AppError::Internal(e.to_string()))
+    response
+        .data
+        .into_json()
+        .map_err(|e| AppError::Internal(e.to_string()))
 }
 
 fn legacy_json(body: String) -> Response {
@@ -47,11 +62,15 @@ fn shape_error(what: &str) -> AppError {
 
 pub async fn daily_usage(State(state): State<AppState>) -> Result<Response, AppError> {
     let data = run(&state, DAILY_USAGE_OPERATION, DAILY_USAGE_QUERY, json!({})).await?;
-    let buckets = data["usageByDay"].as_array().ok_or_else(|| shape_error("usageByDay"))?;
+    let buckets = data["usageByDay"]
+        .as_array()
+        .ok_or_else(|| shape_error("usageByDay"))?;
     let mut body = String::from("{");
     for bucket in buckets {
         let date = bucket["date"].as_str().ok_or_else(|| shape_error("date"))?;
-        let visits = bucket["visits"].as_i64().ok_or_else(|| shape_error("visits"))?;
+        let visits = bucket["visits"]
+            .as_i64()
+            .ok_or_else(|| shape_error("visits"))?;
         // The legacy report grouped used tokens only: days with none are absent.
         if visits == 0 {
             continue;
@@ -70,19 +89,39 @@ pub async fn user_visits(State(state): State<AppState>) -> Result<Response, AppE
     let mut body = String::from("{");
     let mut after: Option<String> = None;
     loop {
-        let data = run(&state, USER_VISITS_OPERATION, USER_VISITS_QUERY, json!({ "first": first, "after": after })).await?;
+        let data = run(
+            &state,
+            USER_VISITS_OPERATION,
+            USER_VISITS_QUERY,
+            json!({ "first": first, "after": after }),
+        )
+        .await?;
         let connection = &data["visitsPerUser"];
-        let edges = connection["edges"].as_array().ok_or_else(|| shape_error("edges"))?;
+        let edges = connection["edges"]
+            .as_array()
+            .ok_or_else(|| shape_error("edges"))?;
         for edge in edges {
             let node = &edge["node"];
-            let user_id = node["userId"].as_i64().ok_or_else(|| shape_error("userId"))?;
-            let visits = node["visits"].as_i64().ok_or_else(|| shape_error("visits"))?;
-            let joined = node["joinedAt"].as_str().ok_or_else(|| shape_error("joinedAt"))?;
-            let joined = DateTime::parse_from_rfc3339(joined).map_err(|_| shape_error("joinedAt format"))?.naive_utc();
+            let user_id = node["userId"]
+                .as_i64()
+                .ok_or_else(|| shape_error("userId"))?;
+            let visits = node["visits"]
+                .as_i64()
+                .ok_or_else(|| shape_error("visits"))?;
+            let joined = node["joinedAt"]
+                .as_str()
+                .ok_or_else(|| shape_error("joinedAt"))?;
+            let joined = DateTime::parse_from_rfc3339(joined)
+                .map_err(|_| shape_error("joinedAt format"))?
+                .naive_utc();
             if body.len() > 1 {
                 body.push(',');
             }
-            let _ = write!(body, "\"{user_id}\":{{\"joined_at\":\"{}\",\"visits\":{visits}}}", python_datetime(joined));
+            let _ = write!(
+                body,
+                "\"{user_id}\":{{\"joined_at\":\"{}\",\"visits\":{visits}}}",
+                python_datetime(joined)
+            );
         }
         let info = &connection["pageInfo"];
         match (info["hasNextPage"].as_bool(), info["endCursor"].as_str()) {
@@ -96,5 +135,9 @@ pub async fn user_visits(State(state): State<AppState>) -> Result<Response, AppE
 
 /// Python's `str(datetime)`: microseconds only when they are not zero.
 pub fn python_datetime(t: NaiveDateTime) -> String {
-    if t.nanosecond() / 1_000 == 0 { t.format("%Y-%m-%d %H:%M:%S").to_string() } else { t.format("%Y-%m-%d %H:%M:%S%.6f").to_string() }
+    if t.nanosecond() / 1_000 == 0 {
+        t.format("%Y-%m-%d %H:%M:%S").to_string()
+    } else {
+        t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    }
 }

@@ -6,7 +6,18 @@ use coworking_gateway::config::{Config, DatabaseTarget, RawSettings};
 
 fn gateway() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_coworking-gateway"));
-    for var in ["DATABASE_URL", "DB_USERNAME", "DB_PASSWORD", "DB_HOST", "DB_PORT", "DB_NAME", "APP_PORT", "LOG_FORMAT", "SQLITE_PATH", "BIND_ADDRESS"] {
+    for var in [
+        "DATABASE_URL",
+        "DB_USERNAME",
+        "DB_PASSWORD",
+        "DB_HOST",
+        "DB_PORT",
+        "DB_NAME",
+        "APP_PORT",
+        "LOG_FORMAT",
+        "SQLITE_PATH",
+        "BIND_ADDRESS",
+    ] {
         cmd.env_remove(var);
     }
     cmd
@@ -17,7 +28,9 @@ fn defaults_are_the_embedded_sqlite_file_on_port_5153() {
     let config = Config::from_raw(&RawSettings::default()).expect("defaults are valid");
     assert_eq!(config.port, 5153);
     assert_eq!(config.bind_address.to_string(), "0.0.0.0");
-    assert!(matches!(config.database, DatabaseTarget::EmbeddedDefault { ref path } if path.to_str() == Some("./coworking.db")));
+    assert!(
+        matches!(config.database, DatabaseTarget::EmbeddedDefault { ref path } if path.to_str() == Some("./coworking.db"))
+    );
     assert_eq!(config.max_buckets, 3_660);
     assert_eq!(config.max_page_size, 1_000);
     assert_eq!(config.graphql_max_depth, 12);
@@ -26,23 +39,65 @@ fn defaults_are_the_embedded_sqlite_file_on_port_5153() {
 
 #[test]
 fn legacy_db_variables_select_postgres_with_legacy_defaults() {
-    let raw = RawSettings { db_username: Some("app".into()), db_password: Some("s3cr:t@pw".into()), ..RawSettings::default() };
+    let raw = RawSettings {
+        db_username: Some("app".into()),
+        db_password: Some("s3cr:t@pw".into()),
+        ..RawSettings::default()
+    };
     let config = Config::from_raw(&raw).expect("valid");
     let url = url::Url::parse(&config.database.url()).expect("url");
-    assert_eq!((url.scheme(), url.host_str(), url.port(), url.path(), url.username()), ("postgres", Some("127.0.0.1"), Some(5432), "/postgres", "app"));
+    assert_eq!(
+        (
+            url.scheme(),
+            url.host_str(),
+            url.port(),
+            url.path(),
+            url.username()
+        ),
+        (
+            "postgres",
+            Some("127.0.0.1"),
+            Some(5432),
+            "/postgres",
+            "app"
+        )
+    );
     // Reserved characters in the password are percent-encoded, not mangled.
     assert_eq!(url.password(), Some("s3cr%3At%40pw"));
     // Neither the Debug form nor the redacted form shows the password.
-    let shown = format!("{:?} {} {:?}", config, config.database.redacted(), config.database);
+    let shown = format!(
+        "{:?} {} {:?}",
+        config,
+        config.database.redacted(),
+        config.database
+    );
     assert!(!shown.contains("s3cr"), "password leaked: {shown}");
 
-    let raw = RawSettings { db_host: Some("db.internal".into()), db_port: Some("6543".into()), db_name: Some("cowork".into()), ..RawSettings::default() };
+    let raw = RawSettings {
+        db_host: Some("db.internal".into()),
+        db_port: Some("6543".into()),
+        db_name: Some("cowork".into()),
+        ..RawSettings::default()
+    };
     let url = url::Url::parse(&Config::from_raw(&raw).expect("valid").database.url()).expect("url");
-    assert_eq!((url.host_str(), url.port(), url.path(), url.username()), (Some("db.internal"), Some(6543), "/cowork", "postgres"));
+    assert_eq!(
+        (url.host_str(), url.port(), url.path(), url.username()),
+        (Some("db.internal"), Some(6543), "/cowork", "postgres")
+    );
 
     // DATABASE_URL wins over DB_*.
-    let raw = RawSettings { database_url: Some("postgres://u@h:1/d".into()), db_host: Some("other".into()), ..RawSettings::default() };
-    assert!(Config::from_raw(&raw).expect("valid").database.url().contains("@h:1/d"));
+    let raw = RawSettings {
+        database_url: Some("postgres://u@h:1/d".into()),
+        db_host: Some("other".into()),
+        ..RawSettings::default()
+    };
+    assert!(
+        Config::from_raw(&raw)
+            .expect("valid")
+            .database
+            .url()
+            .contains("@h:1/d")
+    );
 }
 
 #[test]
@@ -61,14 +116,25 @@ fn bad_settings_exit_2_with_one_line_naming_the_setting() {
         let mut cmd = gateway();
         cmd.env(var, value).arg("migrate");
         if *var == "DB_PORT" {
-            cmd.env("DB_USERNAME", "postgres").env("DB_PASSWORD", "hunter2");
+            cmd.env("DB_USERNAME", "postgres")
+                .env("DB_PASSWORD", "hunter2");
         }
         let out = cmd.output().expect("run gateway");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{var}={value}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{var}={value}: not one line: {stderr}");
-        assert!(stderr.contains(named) && stderr.contains("accepted"), "{var}={value}: {stderr}");
-        assert!(!stderr.contains("hunter2"), "{var}={value}: secret leaked: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{var}={value}: not one line: {stderr}"
+        );
+        assert!(
+            stderr.contains(named) && stderr.contains("accepted"),
+            "{var}={value}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("hunter2"),
+            "{var}={value}: secret leaked: {stderr}"
+        );
     }
 }
 
@@ -84,7 +150,11 @@ fn unreachable_database_error_does_not_show_the_password() {
         .arg("migrate")
         .output()
         .expect("run gateway");
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!out.status.success());
     assert!(!all.contains("hunter2"), "secret leaked: {all}");
 }
@@ -94,7 +164,15 @@ fn schema_subcommand_prints_the_committed_sdl() {
     let out = gateway().arg("schema").output().expect("run gateway");
     assert!(out.status.success());
     let printed = String::from_utf8(out.stdout).expect("utf8");
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).expect("schema.graphql is committed");
-    assert_eq!(printed, committed, "schema.graphql is stale: run `cargo run -- schema > schema.graphql`");
-    assert!(printed.contains("usageByDay") && printed.contains("visitsPerUser") && printed.contains("scalar Date"));
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
+        .expect("schema.graphql is committed");
+    assert_eq!(
+        printed, committed,
+        "schema.graphql is stale: run `cargo run -- schema > schema.graphql`"
+    );
+    assert!(
+        printed.contains("usageByDay")
+            && printed.contains("visitsPerUser")
+            && printed.contains("scalar Date")
+    );
 }

@@ -21,7 +21,10 @@ async fn users_and_user_match_the_rows_with_visits_batched() {
                 )
                 .await;
             let conn = &data["users"];
-            assert_eq!(conn["totalCount"], json!(users.iter().filter(|u| u.is_active).count()));
+            assert_eq!(
+                conn["totalCount"],
+                json!(users.iter().filter(|u| u.is_active).count())
+            );
             for e in conn["edges"].as_array().expect("edges") {
                 seen.push(e["node"].clone());
             }
@@ -35,11 +38,23 @@ async fn users_and_user_match_the_rows_with_visits_batched() {
         for (node, u) in seen.iter().zip(want) {
             assert_eq!(node["id"], json!(u.id));
             assert_eq!(node["firstName"], json!(u.first_name));
-            let joined = chrono::DateTime::parse_from_rfc3339(node["joinedAt"].as_str().expect("joinedAt")).expect("rfc3339");
+            let joined =
+                chrono::DateTime::parse_from_rfc3339(node["joinedAt"].as_str().expect("joinedAt"))
+                    .expect("rfc3339");
             assert_eq!(joined.naive_utc(), u.joined_at);
-            assert_eq!(node["visits"], json!(tokens.iter().filter(|t| t.user_id == u.id).count()), "{backend:?} user {}", u.id);
+            assert_eq!(
+                node["visits"],
+                json!(tokens.iter().filter(|t| t.user_id == u.id).count()),
+                "{backend:?} user {}",
+                u.id
+            );
         }
-        let one = app.graphql_ok("{ user(id: 7) { id lastName isActive } missing: user(id: 100000) { id } }", json!({})).await;
+        let one = app
+            .graphql_ok(
+                "{ user(id: 7) { id lastName isActive } missing: user(id: 100000) { id } }",
+                json!({}),
+            )
+            .await;
         assert_eq!(one["user"]["lastName"], json!(users[6].last_name));
         assert_eq!(one["missing"], json!(null));
     }
@@ -53,26 +68,61 @@ async fn depth_and_complexity_limits_reject_with_codes() {
             c.graphql_max_complexity = 50;
         })
         .await;
-        let deep = app.graphql("{ visitsPerUser { edges { node { user { id } } } } }", json!({})).await;
-        assert_eq!(deep["errors"][0]["extensions"]["code"], json!("GRAPHQL_VALIDATION_FAILED"), "{deep}");
-        assert!(deep["errors"][0]["message"].as_str().unwrap_or("").contains("nested too deep"), "{deep}");
+        let deep = app
+            .graphql(
+                "{ visitsPerUser { edges { node { user { id } } } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            deep["errors"][0]["extensions"]["code"],
+            json!("GRAPHQL_VALIDATION_FAILED"),
+            "{deep}"
+        );
+        assert!(
+            deep["errors"][0]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("nested too deep"),
+            "{deep}"
+        );
         let wide = app.graphql("{ visitsPerUser(first: 1000) { totalCount edges { cursor node { userId visits checkIns } } } }", json!({})).await;
-        assert!(wide["errors"][0]["message"].as_str().unwrap_or("").contains("too complex"), "{wide}");
+        assert!(
+            wide["errors"][0]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("too complex"),
+            "{wide}"
+        );
         let unknown = app.graphql("{ nope }", json!({})).await;
-        assert_eq!(unknown["errors"][0]["extensions"]["code"], json!("GRAPHQL_VALIDATION_FAILED"));
+        assert_eq!(
+            unknown["errors"][0]["extensions"]["code"],
+            json!("GRAPHQL_VALIDATION_FAILED")
+        );
         let garbage = app.graphql("{ summary { users ", json!({})).await;
-        assert_eq!(garbage["errors"][0]["extensions"]["code"], json!("GRAPHQL_PARSE_FAILED"), "{garbage}");
+        assert_eq!(
+            garbage["errors"][0]["extensions"]["code"],
+            json!("GRAPHQL_PARSE_FAILED"),
+            "{garbage}"
+        );
     }
 }
 
 #[tokio::test]
 async fn database_failures_are_coded_without_sql_or_connection_strings() {
-    let mut config = coworking_gateway::config::Config::for_database_url("postgres://postgres:topsecret@127.0.0.1:9/none").expect("config");
+    let mut config = coworking_gateway::config::Config::for_database_url(
+        "postgres://postgres:topsecret@127.0.0.1:9/none",
+    )
+    .expect("config");
     config.bind_address = [127, 0, 0, 1].into();
     config.port = 0;
     let app = TestApp::start(crate::helpers::Backend::Postgres, config, None).await;
     let body = app.graphql("{ summary { users } }", json!({})).await;
-    assert_eq!(body["errors"][0]["extensions"]["code"], json!("DATABASE_UNAVAILABLE"), "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        json!("DATABASE_UNAVAILABLE"),
+        "{body}"
+    );
     let text = body.to_string();
     for leak in ["topsecret", "SELECT", "127.0.0.1:9", "postgres://"] {
         assert!(!text.contains(leak), "{leak} leaked: {text}");
@@ -82,7 +132,9 @@ async fn database_failures_are_coded_without_sql_or_connection_strings() {
 #[tokio::test]
 async fn get_requests_apq_and_the_offline_playground_work() {
     let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
-    let res = app.get("/graphql?query=%7Bsummary%7BtokensIssued%7D%7D").await;
+    let res = app
+        .get("/graphql?query=%7Bsummary%7BtokensIssued%7D%7D")
+        .await;
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.expect("json");
     assert_eq!(body["data"]["summary"]["tokensIssued"], json!(0));
@@ -91,22 +143,58 @@ async fn get_requests_apq_and_the_offline_playground_work() {
     let query = "{ summary { users } }";
     let hash = sha256_hex(query);
     let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
-    let post = |body: serde_json::Value| app.client.post(format!("{}/graphql", app.base)).json(&body).send();
-    let miss: serde_json::Value = post(json!({ "extensions": ext })).await.expect("post").json().await.expect("json");
-    assert_eq!(miss["errors"][0]["extensions"]["code"], json!("PERSISTED_QUERY_NOT_FOUND"), "{miss}");
-    let reg: serde_json::Value = post(json!({ "query": query, "extensions": ext })).await.expect("post").json().await.expect("json");
+    let post = |body: serde_json::Value| {
+        app.client
+            .post(format!("{}/graphql", app.base))
+            .json(&body)
+            .send()
+    };
+    let miss: serde_json::Value = post(json!({ "extensions": ext }))
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        miss["errors"][0]["extensions"]["code"],
+        json!("PERSISTED_QUERY_NOT_FOUND"),
+        "{miss}"
+    );
+    let reg: serde_json::Value = post(json!({ "query": query, "extensions": ext }))
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(reg["data"]["summary"]["users"], json!(0));
-    let hit: serde_json::Value = post(json!({ "extensions": ext })).await.expect("post").json().await.expect("json");
+    let hit: serde_json::Value = post(json!({ "extensions": ext }))
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(hit["data"]["summary"]["users"], json!(0), "{hit}");
 
-    let page = app.client.get(format!("{}/graphql", app.base)).header("accept", "text/html").send().await.expect("get");
+    let page = app
+        .client
+        .get(format!("{}/graphql", app.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("get");
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("html");
     assert!(html.contains("<textarea id=\"query\"") && html.contains("fetch("));
-    assert!(!html.contains("http://") && !html.contains("https://"), "the playground must not load anything from the internet");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "the playground must not load anything from the internet"
+    );
 }
 
 fn sha256_hex(input: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(input.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(input.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -16,7 +16,11 @@ const PAGE: &str = "query Page($first: Int!, $after: String, $order: VisitsOrder
 }";
 
 fn utc(v: &Value) -> Option<NaiveDateTime> {
-    v.as_str().map(|s| DateTime::parse_from_rfc3339(s).expect("RFC 3339").naive_utc())
+    v.as_str().map(|s| {
+        DateTime::parse_from_rfc3339(s)
+            .expect("RFC 3339")
+            .naive_utc()
+    })
 }
 
 fn node(v: &Value) -> RefVisits {
@@ -34,7 +38,13 @@ fn sort(rows: &mut [RefVisits], order: &str) {
         "USER_ID_ASC" => rows.sort_by_key(|r| r.user_id),
         "VISITS_DESC" => rows.sort_by_key(|r| (-r.visits, r.user_id)),
         // Never-visited users last.
-        "LAST_VISIT_DESC" => rows.sort_by_key(|r| (r.last_visit_at.is_none(), std::cmp::Reverse(r.last_visit_at), r.user_id)),
+        "LAST_VISIT_DESC" => rows.sort_by_key(|r| {
+            (
+                r.last_visit_at.is_none(),
+                std::cmp::Reverse(r.last_visit_at),
+                r.user_id,
+            )
+        }),
         "JOINED_AT_ASC" => rows.sort_by_key(|r| (r.joined_at, r.user_id)),
         other => panic!("unknown order {other}"),
     }
@@ -67,23 +77,57 @@ async fn all_pages(app: &TestApp, first: usize, vars: Value) -> (Vec<RefVisits>,
     (rows, total)
 }
 
+/// from, to, timezone, activeOnly, minVisits
+type Filter<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+    Option<bool>,
+    Option<i64>,
+);
+
 #[tokio::test]
 async fn visits_per_user_pages_match_the_reference_for_every_order_and_filter() {
     let (users, tokens) = random_dataset(23, 150, 900);
     for backend in backends() {
         let app = TestApp::spawn(backend).await;
         app.insert(&users, &tokens).await;
-        let filters: &[(Option<&str>, Option<&str>, &str, Option<bool>, Option<i64>)] = &[
+        let filters: &[Filter] = &[
             (None, None, "UTC", None, None),
-            (Some("2022-12-25"), Some("2023-01-05"), "America/New_York", None, None),
-            (None, Some("2022-12-31"), "Asia/Kathmandu", Some(true), Some(3)),
+            (
+                Some("2022-12-25"),
+                Some("2023-01-05"),
+                "America/New_York",
+                None,
+                None,
+            ),
+            (
+                None,
+                Some("2022-12-31"),
+                "Asia/Kathmandu",
+                Some(true),
+                Some(3),
+            ),
         ];
         for (from, to, tz, active, min) in filters {
             let tzv: Tz = tz.parse().expect("tz");
             let d = |s: &&str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
-            let reference = visits_reference(&users, &tokens, tzv, from.as_ref().map(d), to.as_ref().map(d), active.unwrap_or(false), *min);
+            let reference = visits_reference(
+                &users,
+                &tokens,
+                tzv,
+                from.as_ref().map(d),
+                to.as_ref().map(d),
+                active.unwrap_or(false),
+                *min,
+            );
             assert!(reference.len() > 10, "test data too thin");
-            for order in ["USER_ID_ASC", "VISITS_DESC", "LAST_VISIT_DESC", "JOINED_AT_ASC"] {
+            for order in [
+                "USER_ID_ASC",
+                "VISITS_DESC",
+                "LAST_VISIT_DESC",
+                "JOINED_AT_ASC",
+            ] {
                 let vars = json!({ "order": order, "min": min, "active": active, "from": from, "to": to, "tz": tz });
                 let (got, total) = all_pages(&app, 17, vars).await;
                 let mut want = reference.clone();
@@ -97,7 +141,12 @@ async fn visits_per_user_pages_match_the_reference_for_every_order_and_filter() 
 
 #[tokio::test]
 async fn visits_ties_break_by_user_id_and_users_without_tokens_are_absent() {
-    let users = vec![user(3, "2023-01-01 00:00:00", true), user(12, "2023-01-01 00:00:00", true), user(7, "2022-12-01 00:00:00", true), user(40, "2022-11-01 00:00:00", true)];
+    let users = vec![
+        user(3, "2023-01-01 00:00:00", true),
+        user(12, "2023-01-01 00:00:00", true),
+        user(7, "2022-12-01 00:00:00", true),
+        user(40, "2022-11-01 00:00:00", true),
+    ];
     let tokens = vec![
         token(1, 12, "2023-01-02 10:00:00", Some("2023-01-02 10:05:00")),
         token(2, 12, "2023-01-03 10:00:00", None),
@@ -111,8 +160,15 @@ async fn visits_ties_break_by_user_id_and_users_without_tokens_are_absent() {
         let ids = |order: &'static str| {
             let app = &app;
             async move {
-                let data = app.graphql_ok(PAGE, json!({ "first": 10, "order": order, "tz": "UTC" })).await;
-                data["visitsPerUser"]["edges"].as_array().expect("edges").iter().map(|e| e["node"]["userId"].as_i64().expect("id")).collect::<Vec<_>>()
+                let data = app
+                    .graphql_ok(PAGE, json!({ "first": 10, "order": order, "tz": "UTC" }))
+                    .await;
+                data["visitsPerUser"]["edges"]
+                    .as_array()
+                    .expect("edges")
+                    .iter()
+                    .map(|e| e["node"]["userId"].as_i64().expect("id"))
+                    .collect::<Vec<_>>()
             }
         };
         // 3 and 12 tie on visits (2), on last visit and on joined_at: user id decides. User 40 has no tokens.
@@ -137,11 +193,21 @@ async fn a_page_of_100_rows_with_users_takes_at_most_two_statements() {
         assert_eq!(edges.len(), 100);
         for e in edges {
             let id = e["node"]["userId"].as_i64().expect("id");
-            let u = users.iter().find(|u| i64::from(u.id) == id).expect("user exists");
-            assert_eq!(e["node"]["user"]["firstName"], json!(u.first_name), "{backend:?}");
+            let u = users
+                .iter()
+                .find(|u| i64::from(u.id) == id)
+                .expect("user exists");
+            assert_eq!(
+                e["node"]["user"]["firstName"],
+                json!(u.first_name),
+                "{backend:?}"
+            );
             assert_eq!(e["node"]["user"]["isActive"], json!(u.is_active));
         }
-        assert!(statements <= 2, "{backend:?}: {statements} statements for one page with users");
+        assert!(
+            statements <= 2,
+            "{backend:?}: {statements} statements for one page with users"
+        );
     }
 }
 
@@ -149,28 +215,83 @@ async fn a_page_of_100_rows_with_users_takes_at_most_two_statements() {
 async fn bad_visits_arguments_are_bad_user_input_naming_the_argument() {
     for backend in backends() {
         let app = TestApp::spawn(backend).await;
-        app.insert(&[user(1, "2023-01-01 00:00:00", true)], &[token(1, 1, "2023-01-02 00:00:00", None)]).await;
-        let first_page = app.graphql_ok("{ visitsPerUser(first: 1, orderBy: VISITS_DESC) { pageInfo { endCursor } } }", json!({})).await;
-        let visits_cursor = first_page["visitsPerUser"]["pageInfo"]["endCursor"].as_str().expect("cursor").to_owned();
+        app.insert(
+            &[user(1, "2023-01-01 00:00:00", true)],
+            &[token(1, 1, "2023-01-02 00:00:00", None)],
+        )
+        .await;
+        let first_page = app
+            .graphql_ok(
+                "{ visitsPerUser(first: 1, orderBy: VISITS_DESC) { pageInfo { endCursor } } }",
+                json!({}),
+            )
+            .await;
+        let visits_cursor = first_page["visitsPerUser"]["pageInfo"]["endCursor"]
+            .as_str()
+            .expect("cursor")
+            .to_owned();
         let cases = [
-            ("{ visitsPerUser(first: -1) { totalCount } }".to_owned(), "first"),
-            ("{ visitsPerUser(first: 100000) { totalCount } }".to_owned(), "first"),
-            ("{ visitsPerUser(first: 99999999999) { totalCount } }".to_owned(), "first"),
-            ("{ visitsPerUser(after: \"not-a-cursor\") { totalCount } }".to_owned(), "after"),
-            ("{ visitsPerUser(after: \"dXYxfHZpc2l0c3wxfDF8LXwx\") { totalCount } }".to_owned(), "after"),
-            (format!("{{ visitsPerUser(after: \"{visits_cursor}\", orderBy: USER_ID_ASC) {{ totalCount }} }}"), "after"),
-            ("{ visitsPerUser(timezone: \"Nowhere/City\") { totalCount } }".to_owned(), "timezone"),
-            ("{ visitsPerUser(from: \"2023-13-01\") { totalCount } }".to_owned(), "from"),
-            ("{ visitsPerUser(from: \"2023-02-01\", to: \"2023-01-01\") { totalCount } }".to_owned(), "to"),
-            ("{ visitsPerUser(first: \"ten\") { totalCount } }".to_owned(), "first"),
+            (
+                "{ visitsPerUser(first: -1) { totalCount } }".to_owned(),
+                "first",
+            ),
+            (
+                "{ visitsPerUser(first: 100000) { totalCount } }".to_owned(),
+                "first",
+            ),
+            (
+                "{ visitsPerUser(first: 99999999999) { totalCount } }".to_owned(),
+                "first",
+            ),
+            (
+                "{ visitsPerUser(after: \"not-a-cursor\") { totalCount } }".to_owned(),
+                "after",
+            ),
+            (
+                "{ visitsPerUser(after: \"dXYxfHZpc2l0c3wxfDF8LXwx\") { totalCount } }".to_owned(),
+                "after",
+            ),
+            (
+                format!(
+                    "{{ visitsPerUser(after: \"{visits_cursor}\", orderBy: USER_ID_ASC) {{ totalCount }} }}"
+                ),
+                "after",
+            ),
+            (
+                "{ visitsPerUser(timezone: \"Nowhere/City\") { totalCount } }".to_owned(),
+                "timezone",
+            ),
+            (
+                "{ visitsPerUser(from: \"2023-13-01\") { totalCount } }".to_owned(),
+                "from",
+            ),
+            (
+                "{ visitsPerUser(from: \"2023-02-01\", to: \"2023-01-01\") { totalCount } }"
+                    .to_owned(),
+                "to",
+            ),
+            (
+                "{ visitsPerUser(first: \"ten\") { totalCount } }".to_owned(),
+                "first",
+            ),
             ("{ users(first: 5000) { totalCount } }".to_owned(), "first"),
-            ("{ users(after: \"%%%\") { totalCount } }".to_owned(), "after"),
+            (
+                "{ users(after: \"%%%\") { totalCount } }".to_owned(),
+                "after",
+            ),
         ];
         for (query, argument) in &cases {
             let body = app.graphql(query, json!({})).await;
             let e = &body["errors"][0];
-            assert_eq!(e["extensions"]["code"], json!("BAD_USER_INPUT"), "{backend:?} {query}: {body}");
-            assert!(e["message"].as_str().unwrap_or("").contains(argument), "{backend:?} {query}: {body}");
+            assert_eq!(
+                e["extensions"]["code"],
+                json!("BAD_USER_INPUT"),
+                "{backend:?} {query}: {body}"
+            );
+            assert!(
+                e["message"].as_str().unwrap_or("").contains(argument),
+                "{backend:?} {query}: {body}"
+            );
         }
     }
 }

@@ -34,7 +34,9 @@ pub fn backends() -> Vec<Backend> {
 }
 
 pub fn pg_admin_url() -> Option<String> {
-    std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.trim().is_empty())
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
 }
 
 pub fn init_test_logging() {
@@ -52,7 +54,10 @@ pub fn legacy_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("NOTE: {} is absent: legacy-data cases skipped.", dir.display());
+        eprintln!(
+            "NOTE: {} is absent: legacy-data cases skipped.",
+            dir.display()
+        );
         None
     }
 }
@@ -69,13 +74,27 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 impl PgDatabase {
     pub async fn create() -> Self {
         let admin_url = pg_admin_url().expect("TEST_DATABASE_URL");
-        let name = format!("gw_test_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), rand::random::<u32>());
-        let admin = Database::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        let name = format!(
+            "gw_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u32>()
+        );
+        let admin = Database::connect(&admin_url)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
         admin.close().await.ok();
         let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
         url.set_path(&format!("/{name}"));
-        Self { name, url: url.to_string(), admin_url }
+        Self {
+            name,
+            url: url.to_string(),
+            admin_url,
+        }
     }
 }
 
@@ -84,10 +103,17 @@ impl Drop for PgDatabase {
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
         // Drop runs outside async; use a private runtime on a plain thread.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             rt.block_on(async {
                 if let Ok(admin) = Database::connect(&admin_url).await {
-                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
                     let _ = admin.close().await;
                 }
             });
@@ -138,7 +164,10 @@ impl TestApp {
         Self {
             backend,
             base: format!("http://{addr}"),
-            client: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().expect("client"),
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .expect("client"),
             db,
             stats,
             _pg: pg,
@@ -146,7 +175,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.base)).send().await.expect("GET")
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET")
     }
 
     /// POSTs a GraphQL operation and returns the whole JSON response.
@@ -164,7 +197,11 @@ impl TestApp {
     /// `data` of a GraphQL response that must have no errors.
     pub async fn graphql_ok(&self, query: &str, variables: Value) -> Value {
         let body = self.graphql(query, variables).await;
-        assert!(body.get("errors").is_none(), "[{:?}] unexpected errors: {body}", self.backend);
+        assert!(
+            body.get("errors").is_none(),
+            "[{:?}] unexpected errors: {body}",
+            self.backend
+        );
         body["data"].clone()
     }
 
@@ -192,7 +229,10 @@ pub async fn insert(db: &DatabaseConnection, users: &[users::Model], tokens: &[t
             joined_at: Set(u.joined_at),
             is_active: Set(u.is_active),
         });
-        users::Entity::insert_many(rows).exec(db).await.expect("insert users");
+        users::Entity::insert_many(rows)
+            .exec(db)
+            .await
+            .expect("insert users");
     }
     for chunk in tokens.chunks(500) {
         let rows = chunk.iter().map(|t| tokens::ActiveModel {
@@ -202,7 +242,10 @@ pub async fn insert(db: &DatabaseConnection, users: &[users::Model], tokens: &[t
             created_at: Set(t.created_at),
             used_at: Set(t.used_at),
         });
-        tokens::Entity::insert_many(rows).exec(db).await.expect("insert tokens");
+        tokens::Entity::insert_many(rows)
+            .exec(db)
+            .await
+            .expect("insert tokens");
     }
 }
 
@@ -216,7 +259,9 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(upstream: String) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
         let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (cuts, _) = tokio::sync::watch::channel(0u64);
@@ -230,7 +275,9 @@ impl Proxy {
                 let mut cut = tx.subscribe();
                 let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
                         _ = cut.changed() => {}

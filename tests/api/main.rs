@@ -8,6 +8,7 @@ mod graphql_visits;
 mod helpers;
 mod migrations;
 mod probes;
+mod readme;
 mod reference;
 mod rest_reports;
 mod seed;

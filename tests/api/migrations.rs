@@ -12,9 +12,15 @@ pub async fn legacy_loaded_database() -> Option<PgDatabase> {
     let dir = legacy_dir()?;
     let pg = PgDatabase::create().await;
     let db = Database::connect(&pg.url).await.expect("connect");
-    for file in ["1_create_tables.sql", "2_seed_users.sql", "3_seed_tokens.sql"] {
+    for file in [
+        "1_create_tables.sql",
+        "2_seed_users.sql",
+        "3_seed_tokens.sql",
+    ] {
         let sql = std::fs::read_to_string(dir.join("db").join(file)).expect("legacy sql");
-        db.execute_unprepared(&sql).await.unwrap_or_else(|e| panic!("{file}: {e}"));
+        db.execute_unprepared(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
     }
     db.close().await.ok();
     Some(pg)
@@ -33,7 +39,11 @@ async fn fingerprint(url: &str) -> (i64, i64, String) {
         .await
         .expect("query")
         .expect("row");
-    let out = (row.try_get("", "u").expect("u"), row.try_get("", "t").expect("t"), row.try_get("", "h").expect("h"));
+    let out = (
+        row.try_get("", "u").expect("u"),
+        row.try_get("", "t").expect("t"),
+        row.try_get("", "h").expect("h"),
+    );
     db.close().await.ok();
     out
 }
@@ -41,7 +51,9 @@ async fn fingerprint(url: &str) -> (i64, i64, String) {
 #[tokio::test]
 async fn migrate_adopts_a_legacy_database_twice_without_touching_rows() {
     let Some(pg) = legacy_loaded_database().await else {
-        eprintln!("NOTE: legacy adoption case not run (needs TEST_DATABASE_URL and ../shared/legacy)");
+        eprintln!(
+            "NOTE: legacy adoption case not run (needs TEST_DATABASE_URL and ../shared/legacy)"
+        );
         return;
     };
     let before = fingerprint(&pg.url).await;
@@ -59,8 +71,16 @@ async fn migrate_adopts_a_legacy_database_twice_without_touching_rows() {
             .arg("migrate")
             .output()
             .expect("run migrate");
-        assert!(out.status.success(), "run {run}: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(fingerprint(&pg.url).await, before, "run {run} changed legacy rows");
+        assert!(
+            out.status.success(),
+            "run {run}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            fingerprint(&pg.url).await,
+            before,
+            "run {run} changed legacy rows"
+        );
     }
     // The gateway's own index exists next to the legacy ones.
     let db = Database::connect(&pg.url).await.expect("connect");
@@ -73,7 +93,10 @@ async fn migrate_adopts_a_legacy_database_twice_without_touching_rows() {
         .expect("query")
         .expect("row");
     let names: String = row.try_get("", "names").expect("names");
-    assert_eq!(names, "tokens_created_at_used_at_user_id_index,tokens_pk,tokens_user_id_token_used_at_index,users_is_active_index,users_pk");
+    assert_eq!(
+        names,
+        "tokens_created_at_used_at_user_id_index,tokens_pk,tokens_user_id_token_used_at_index,users_is_active_index,users_pk"
+    );
 }
 
 #[tokio::test]
@@ -82,9 +105,18 @@ async fn migrations_create_the_legacy_schema_and_rerun_as_a_no_op() {
         let app = TestApp::spawn(backend).await;
         let applied = app.query_i64("SELECT COUNT(*) FROM seaql_migrations").await;
         assert_eq!(applied, 2, "{backend:?}");
-        app.insert(&[crate::reference::user(1, "2023-01-01 00:00:00", true)], &[crate::reference::token(1, 1, "2023-01-02 10:00:00", None)]).await;
-        coworking_gateway::db::migrate(&app.db).await.expect("second run");
-        assert_eq!(app.query_i64("SELECT COUNT(*) FROM seaql_migrations").await, 2);
+        app.insert(
+            &[crate::reference::user(1, "2023-01-01 00:00:00", true)],
+            &[crate::reference::token(1, 1, "2023-01-02 10:00:00", None)],
+        )
+        .await;
+        coworking_gateway::db::migrate(&app.db)
+            .await
+            .expect("second run");
+        assert_eq!(
+            app.query_i64("SELECT COUNT(*) FROM seaql_migrations").await,
+            2
+        );
         assert_eq!(app.query_i64("SELECT COUNT(*) FROM tokens").await, 1);
         // The legacy foreign key holds on both backends.
         let orphan = app.db.execute_unprepared("INSERT INTO tokens (user_id, token, created_at) VALUES (999, '000000', '2023-01-01 00:00:00')").await;

@@ -22,7 +22,8 @@ async fn probes_answer_ok_with_the_legacy_content_type() {
 #[tokio::test]
 async fn readiness_fails_fast_and_liveness_stays_ok_when_the_database_is_unreachable() {
     // A PostgreSQL URL where nothing listens: the gateway still starts (lazy pool).
-    let mut config = Config::for_database_url("postgres://postgres@127.0.0.1:9/none").expect("config");
+    let mut config =
+        Config::for_database_url("postgres://postgres@127.0.0.1:9/none").expect("config");
     config.bind_address = [127, 0, 0, 1].into();
     config.port = 0;
     let app = TestApp::start(Backend::Postgres, config, None).await;
@@ -31,7 +32,11 @@ async fn readiness_fails_fast_and_liveness_stays_ok_when_the_database_is_unreach
     assert_eq!(res.status(), 500);
     assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
     assert_eq!(res.text().await.expect("body"), "failed");
-    assert!(started.elapsed() < Duration::from_secs(2), "readiness took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "readiness took {:?}",
+        started.elapsed()
+    );
     let res = app.get("/health_check").await;
     assert_eq!(res.status(), 200);
 }

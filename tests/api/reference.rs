@@ -9,36 +9,73 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 pub fn ts(s: &str) -> NaiveDateTime {
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap_or_else(|_| panic!("bad timestamp {s}"))
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .unwrap_or_else(|_| panic!("bad timestamp {s}"))
 }
 
 pub fn user(id: i32, joined_at: &str, is_active: bool) -> users::Model {
-    users::Model { id, first_name: format!("First{id}"), last_name: format!("Last{id}"), joined_at: ts(joined_at), is_active }
+    users::Model {
+        id,
+        first_name: format!("First{id}"),
+        last_name: format!("Last{id}"),
+        joined_at: ts(joined_at),
+        is_active,
+    }
 }
 
 pub fn token(id: i32, user_id: i32, created_at: &str, used_at: Option<&str>) -> tokens::Model {
-    tokens::Model { id, user_id, token: format!("{:06}", id % 1_000_000), created_at: ts(created_at), used_at: used_at.map(ts) }
+    tokens::Model {
+        id,
+        user_id,
+        token: format!("{:06}", id % 1_000_000),
+        created_at: ts(created_at),
+        used_at: used_at.map(ts),
+    }
 }
 
 /// Random users and tokens around a year end, with microsecond timestamps, some whole
 /// seconds, users without tokens and ids above 9.
-pub fn random_dataset(seed: u64, n_users: i32, n_tokens: i32) -> (Vec<users::Model>, Vec<tokens::Model>) {
+pub fn random_dataset(
+    seed: u64,
+    n_users: i32,
+    n_tokens: i32,
+) -> (Vec<users::Model>, Vec<tokens::Model>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let base = ts("2022-12-01 00:00:00");
     let users: Vec<_> = (1..=n_users)
         .map(|id| {
-            let micros = if id % 7 == 0 { 0 } else { rng.random_range(0..1_000_000) };
-            let joined = base - Duration::seconds(rng.random_range(0..60 * 86_400)) + Duration::microseconds(micros);
-            users::Model { id, first_name: format!("F{id}"), last_name: format!("L{id}"), joined_at: joined, is_active: rng.random_bool(0.85) }
+            let micros = if id % 7 == 0 {
+                0
+            } else {
+                rng.random_range(0..1_000_000)
+            };
+            let joined = base - Duration::seconds(rng.random_range(0..60 * 86_400))
+                + Duration::microseconds(micros);
+            users::Model {
+                id,
+                first_name: format!("F{id}"),
+                last_name: format!("L{id}"),
+                joined_at: joined,
+                is_active: rng.random_bool(0.85),
+            }
         })
         .collect();
     // The last fifth of the users never get a token.
     let with_tokens = (n_users * 4 / 5).max(1);
     let tokens = (1..=n_tokens)
         .map(|id| {
-            let created = base + Duration::microseconds(rng.random_range(0..62 * 86_400 * 1_000_000i64));
-            let used = rng.random_bool(0.5).then(|| created + Duration::seconds(rng.random_range(60..900)));
-            tokens::Model { id, user_id: rng.random_range(1..=with_tokens), token: format!("{:06}", rng.random_range(0..1_000_000)), created_at: created, used_at: used }
+            let created =
+                base + Duration::microseconds(rng.random_range(0..62 * 86_400 * 1_000_000i64));
+            let used = rng
+                .random_bool(0.5)
+                .then(|| created + Duration::seconds(rng.random_range(60..900)));
+            tokens::Model {
+                id,
+                user_id: rng.random_range(1..=with_tokens),
+                token: format!("{:06}", rng.random_range(0..1_000_000)),
+                created_at: created,
+                used_at: used,
+            }
         })
         .collect();
     (users, tokens)
@@ -70,7 +107,9 @@ impl Gran {
         match self {
             Self::Day => d + Duration::days(1),
             Self::Week => d + Duration::days(7),
-            Self::Month => d.checked_add_months(chrono::Months::new(1)).expect("next month"),
+            Self::Month => d
+                .checked_add_months(chrono::Months::new(1))
+                .expect("next month"),
         }
     }
 }
@@ -87,7 +126,11 @@ pub struct RefBucket {
 /// The first UTC instant whose local date in `tz` is `date`, found by scanning minutes
 /// (independent of how the gateway computes it).
 pub fn first_instant_of(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
-    let mut t = Utc.from_utc_datetime(&(date - Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight"));
+    let mut t = Utc.from_utc_datetime(
+        &(date - Duration::days(1))
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight"),
+    );
     // Coarse steps of 15 minutes (every zone offset is a multiple), then the exact minute.
     while t.with_timezone(&tz).date_naive() < date {
         t += Duration::minutes(15);
@@ -95,7 +138,14 @@ pub fn first_instant_of(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
     t
 }
 
-pub fn usage_reference(tokens: &[tokens::Model], g: Gran, tz: Tz, from: Option<NaiveDate>, to: Option<NaiveDate>, fill: bool) -> Vec<RefBucket> {
+pub fn usage_reference(
+    tokens: &[tokens::Model],
+    g: Gran,
+    tz: Tz,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    fill: bool,
+) -> Vec<RefBucket> {
     let local = |t: NaiveDateTime| Utc.from_utc_datetime(&t).with_timezone(&tz).date_naive();
     let mut counts: BTreeMap<NaiveDate, (i64, i64, BTreeSet<i32>)> = BTreeMap::new();
     for t in tokens {
@@ -111,7 +161,9 @@ pub fn usage_reference(tokens: &[tokens::Model], g: Gran, tz: Tz, from: Option<N
         }
     }
     if fill {
-        let (Some(f), Some(t)) = (from, to) else { panic!("fill needs from and to") };
+        let (Some(f), Some(t)) = (from, to) else {
+            panic!("fill needs from and to")
+        };
         let mut d = g.label(f);
         while d <= t {
             counts.entry(d).or_default();
@@ -151,29 +203,55 @@ pub fn visits_reference(
 ) -> Vec<RefVisits> {
     let mut by_user: BTreeMap<i32, RefVisits> = BTreeMap::new();
     for t in tokens {
-        let d = Utc.from_utc_datetime(&t.created_at).with_timezone(&tz).date_naive();
+        let d = Utc
+            .from_utc_datetime(&t.created_at)
+            .with_timezone(&tz)
+            .date_naive();
         if from.is_some_and(|f| d < f) || to.is_some_and(|x| d > x) {
             continue;
         }
-        let Some(u) = users.iter().find(|u| u.id == t.user_id) else { continue };
+        let Some(u) = users.iter().find(|u| u.id == t.user_id) else {
+            continue;
+        };
         if active_only && !u.is_active {
             continue;
         }
-        let e = by_user.entry(u.id).or_insert(RefVisits { user_id: u.id, joined_at: u.joined_at, visits: 0, check_ins: 0, last_visit_at: None });
+        let e = by_user.entry(u.id).or_insert(RefVisits {
+            user_id: u.id,
+            joined_at: u.joined_at,
+            visits: 0,
+            check_ins: 0,
+            last_visit_at: None,
+        });
         e.visits += 1;
         if let Some(used) = t.used_at {
             e.check_ins += 1;
             e.last_visit_at = e.last_visit_at.max(Some(used));
         }
     }
-    by_user.into_values().filter(|r| min_visits.is_none_or(|m| r.visits >= m)).collect()
+    by_user
+        .into_values()
+        .filter(|r| min_visits.is_none_or(|m| r.visits >= m))
+        .collect()
 }
 
 /// Python's `str(datetime)` as the legacy app wrote it, written out by hand.
 pub fn python_str(t: NaiveDateTime) -> String {
     let micros = t.and_utc().timestamp_subsec_micros();
-    let base = format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", t.year(), t.month(), t.day(), chrono::Timelike::hour(&t), chrono::Timelike::minute(&t), chrono::Timelike::second(&t));
-    if micros == 0 { base } else { format!("{base}.{micros:06}") }
+    let base = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        chrono::Timelike::hour(&t),
+        chrono::Timelike::minute(&t),
+        chrono::Timelike::second(&t)
+    );
+    if micros == 0 {
+        base
+    } else {
+        format!("{base}.{micros:06}")
+    }
 }
 
 /// The legacy daily-usage body built from raw rows.
@@ -182,7 +260,10 @@ pub fn legacy_daily_usage(tokens: &[tokens::Model]) -> String {
     for t in tokens.iter().filter(|t| t.used_at.is_some()) {
         *days.entry(t.created_at.date()).or_default() += 1;
     }
-    let parts: Vec<String> = days.iter().map(|(d, n)| format!("\"{}\":{n}", d.format("%Y-%m-%d"))).collect();
+    let parts: Vec<String> = days
+        .iter()
+        .map(|(d, n)| format!("\"{}\":{n}", d.format("%Y-%m-%d")))
+        .collect();
     format!("{{{}}}\n", parts.join(","))
 }
 
@@ -195,8 +276,14 @@ pub fn legacy_user_visits(users: &[users::Model], tokens: &[tokens::Model]) -> S
     let parts: Vec<String> = visits
         .iter()
         .map(|(id, n)| {
-            let u = users.iter().find(|u| u.id == *id).expect("token owner exists");
-            format!("\"{id}\":{{\"joined_at\":\"{}\",\"visits\":{n}}}", python_str(u.joined_at))
+            let u = users
+                .iter()
+                .find(|u| u.id == *id)
+                .expect("token owner exists");
+            format!(
+                "\"{id}\":{{\"joined_at\":\"{}\",\"visits\":{n}}}",
+                python_str(u.joined_at)
+            )
         })
         .collect();
     format!("{{{}}}\n", parts.join(","))
