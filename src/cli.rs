@@ -85,7 +85,7 @@ async fn serve(config: Config) -> ExitCode {
 }
 
 async fn migrate(config: &Config) -> ExitCode {
-    let conn = match db::connect(config, Default::default()).await {
+    let conn = match db::connect(config, Default::default(), None).await {
         Ok(c) => c,
         Err(e) => return fail("cannot connect to the database", e),
     };
@@ -99,7 +99,7 @@ async fn migrate(config: &Config) -> ExitCode {
 }
 
 async fn seed_cmd(config: &Config, plan: SeedPlan) -> ExitCode {
-    let conn = match db::connect(config, Default::default()).await {
+    let conn = match db::connect(config, Default::default(), None).await {
         Ok(c) => c,
         Err(e) => return fail("cannot connect to the database", e),
     };

@@ -118,6 +118,12 @@ pub struct RawSettings {
     /// Most buckets one usageByDay call may return.
     #[arg(long, env = "MAX_BUCKETS", global = true)]
     pub max_buckets: Option<String>,
+    /// Serve /metrics on this port instead of the main one.
+    #[arg(long, env = "METRICS_PORT", global = true)]
+    pub metrics_port: Option<String>,
+    /// Comma-separated GraphQL operation names that get their own metrics label (others are `other`).
+    #[arg(long, env = "GRAPHQL_KNOWN_OPERATIONS", global = true)]
+    pub graphql_known_operations: Option<String>,
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "SHUTDOWN_DRAIN_SECONDS", global = true)]
     pub shutdown_drain_seconds: Option<String>,
@@ -195,7 +201,13 @@ pub struct Config {
     pub shutdown_drain: Duration,
     /// Run pending migrations before serving (`serve --migrate`); SQLite always migrates.
     pub migrate_on_start: bool,
+    /// `None`: /metrics on the main port.
+    pub metrics_port: Option<u16>,
+    pub graphql_known_operations: Vec<String>,
 }
+
+/// Operation names labelled as themselves by default: the README's and the dashboards' own.
+pub const DEFAULT_KNOWN_OPERATIONS: &str = "Usage,UsageByDay,VisitsPerUser,Visits,Users,User,Summary,Page,DashUsage,DashVisits,DashSummary";
 
 /// A setting that could not be used; its `Display` is the one line printed before exiting with status 2.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -346,6 +358,27 @@ impl Config {
                 "seconds from 0 to 3600",
             )?),
             migrate_on_start: false,
+            metrics_port: match raw
+                .metrics_port
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
+                None => None,
+                Some(_) => Some(number(
+                    &raw.metrics_port,
+                    "METRICS_PORT (--metrics-port)",
+                    0u16,
+                    1,
+                    u16::MAX,
+                    "an integer from 1 to 65535, or empty for the main port",
+                )?),
+            },
+            graphql_known_operations: known_operations(
+                raw.graphql_known_operations
+                    .as_deref()
+                    .unwrap_or(DEFAULT_KNOWN_OPERATIONS),
+            )?,
         })
     }
 
@@ -356,6 +389,28 @@ impl Config {
             ..RawSettings::default()
         })
     }
+}
+
+fn known_operations(raw: &str) -> Result<Vec<String>, ConfigError> {
+    let names: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let valid = |n: &String| {
+        n.len() <= 64
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !n.starts_with(|c: char| c.is_ascii_digit())
+    };
+    if names.len() > 200 || !names.iter().all(valid) {
+        return Err(ConfigError::new(
+            "GRAPHQL_KNOWN_OPERATIONS",
+            "not a list of GraphQL names",
+            "up to 200 comma-separated names like DailyUsage,VisitsPerUser",
+        ));
+    }
+    Ok(names)
 }
 
 const URL_ACCEPTED: &str = "postgres://user:password@host:port/db, postgresql://…, sqlite://path?mode=rwc or sqlite::memory:";

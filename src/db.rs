@@ -7,6 +7,45 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
+
+tokio::task_local! {
+    static QUERY_NAME: &'static str;
+}
+
+/// Runs `fut` with its statements labelled `name` in `db_query_duration_seconds`.
+/// (The pool's callback runs in the task that issued the statement.)
+pub async fn named<F: std::future::Future>(name: &'static str, fut: F) -> F::Output {
+    QUERY_NAME.scope(name, fut).await
+}
+
+fn current_query() -> &'static str {
+    QUERY_NAME.try_with(|name| *name).unwrap_or("other")
+}
+
+/// Pool connections (size, idle, max) for `db_pool_connections`.
+pub fn pool_state(db: &DatabaseConnection) -> (u32, u32, u32) {
+    let (size, idle, max) = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            )
+        }
+        sea_orm::DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            )
+        }
+        _ => (0, 0, 0),
+    };
+    (size, u32::try_from(idle).unwrap_or(u32::MAX), max)
+}
 
 /// Statements the pool has run, by outcome.
 #[derive(Debug, Default)]
@@ -26,7 +65,11 @@ impl DbStats {
 
 /// Opens the pool lazily: the gateway starts (and answers liveness) while
 /// the database is still down, and readiness tells the truth about it.
-pub async fn connect(config: &Config, stats: Arc<DbStats>) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect(
+    config: &Config,
+    stats: Arc<DbStats>,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(config.database.url());
     options
         .max_connections(
@@ -59,6 +102,11 @@ pub async fn connect(config: &Config, stats: Arc<DbStats>) -> Result<DatabaseCon
         stats.statements.fetch_add(1, Ordering::Relaxed);
         if info.failed {
             stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(metrics) = &metrics {
+            metrics
+                .db_histogram(current_query())
+                .observe(info.elapsed.as_secs_f64());
         }
     });
     Ok(db)

@@ -11,6 +11,10 @@ use crate::graphql::codes;
 pub enum AppError {
     #[error("{0}")]
     BadRequest(String),
+    #[error(
+        "no such path: see /graphql, /api/reports/daily_usage, /api/reports/user_visits, /health_check, /readiness_check, /metrics"
+    )]
+    NotFound,
     #[error("the database is unavailable; retry shortly")]
     DatabaseUnavailable,
     #[error("the query took too long and was cancelled")]
@@ -24,6 +28,7 @@ impl AppError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, codes::BAD_USER_INPUT),
+            Self::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             Self::DatabaseUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, codes::DATABASE_UNAVAILABLE)
             }

@@ -14,6 +14,10 @@ pub mod db;
 pub mod error;
 /// The GraphQL schema.
 pub mod graphql;
+/// Prometheus metrics.
+pub mod metrics;
+/// HTTP middleware: request ids, metrics, access log.
+pub mod middleware;
 /// Legacy REST adapters and probes.
 pub mod rest;
 /// Deterministic demo data.

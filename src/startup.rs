@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -13,8 +16,10 @@ use tokio::net::TcpListener;
 use crate::analytics::{Analytics, Limits};
 use crate::config::{Config, DatabaseTarget};
 use crate::db::{self, DbStats};
+use crate::error::AppError;
 use crate::graphql::{self, AppSchema, SchemaLimits};
-use crate::{api, rest, seed};
+use crate::metrics::Metrics;
+use crate::{api, middleware, rest, seed};
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -23,6 +28,7 @@ pub struct AppState {
     pub schema: AppSchema,
     pub db: DatabaseConnection,
     pub db_stats: Arc<DbStats>,
+    pub metrics: Arc<Metrics>,
     /// Set on SIGTERM so readiness fails while in-flight requests drain.
     pub shutting_down: Arc<AtomicBool>,
     pub config: Arc<Config>,
@@ -34,6 +40,8 @@ pub enum StartupError {
     Database(#[from] sea_orm::DbErr),
     #[error("seeding demo data: {0}")]
     Seed(#[from] seed::SeedError),
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -43,14 +51,93 @@ pub enum StartupError {
 
 /// The router as a plain function of the state, so tests can drive it without a socket.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let observe = axum::middleware::from_fn_with_state(state.metrics.clone(), middleware::observe);
+    let mut routes = Router::new()
         .route("/graphql", get(api::graphql_get).post(api::graphql_post))
-        .merge(rest::routes())
+        .merge(rest::routes());
+    if state.config.metrics_port.is_none() {
+        routes = routes.route("/metrics", get(metrics_endpoint));
+    }
+    // route_layer: the middleware sees the matched route template; the fallback
+    // gets the same middleware and is labelled `unmatched`.
+    routes
+        .route_layer(observe.clone())
+        .fallback(get(not_found).layer(observe))
         .with_state(state)
+}
+
+/// The router of the separate metrics port, when `METRICS_PORT` is set.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_endpoint))
+        .with_state(state)
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound
+}
+
+async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoResponse {
+    let (size, idle, max) = db::pool_state(&state.db);
+    state
+        .metrics
+        .db_pool
+        .with_label_values(&["idle"])
+        .set(i64::from(idle));
+    state
+        .metrics
+        .db_pool
+        .with_label_values(&["active"])
+        .set(i64::from(size.saturating_sub(idle)));
+    state
+        .metrics
+        .db_pool
+        .with_label_values(&["max"])
+        .set(i64::from(max));
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+/// How often the business gauges are refreshed (the legacy scheduler's period).
+pub const GAUGE_PERIOD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Refreshes today's token figures and the active users for the dashboards.
+async fn refresh_business_gauges(state: AppState) {
+    let mut tick = tokio::time::interval(GAUGE_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let today = chrono::Utc::now().date_naive();
+        match state
+            .analytics
+            .summary(Some(today), Some(today), &chrono_tz::UTC)
+            .await
+        {
+            Ok(s) => {
+                state.metrics.tokens_used_today.set(s.tokens_used);
+                state.metrics.tokens_issued_today.set(s.tokens_issued);
+                state.metrics.active_users.set(s.active_users);
+                tracing::debug!(
+                    used = s.tokens_used,
+                    issued = s.tokens_issued,
+                    active = s.active_users,
+                    "business gauges refreshed"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "refreshing business gauges failed"),
+        }
+    }
 }
 
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -65,7 +152,8 @@ pub const DEMO_PLAN: seed::SeedPlan = seed::SeedPlan {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let db_stats = Arc::new(DbStats::default());
-        let db = db::connect(&config, db_stats.clone()).await?;
+        let metrics = Arc::new(Metrics::new(&config.graphql_known_operations)?);
+        let db = db::connect(&config, db_stats.clone(), Some(metrics.clone())).await?;
         if config.database.is_sqlite() || config.migrate_on_start {
             db::migrate(&db).await?;
         }
@@ -87,25 +175,48 @@ impl Application {
                 max_depth: config.graphql_max_depth,
                 max_complexity: config.graphql_max_complexity,
             },
+            metrics.clone(),
         );
         let addr = SocketAddr::new(config.bind_address, config.port);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
+        let metrics_listener = match config.metrics_port {
+            Some(port) => {
+                let addr = SocketAddr::new(config.bind_address, port);
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::Bind { addr, source })?;
+                Some(listener)
+            }
+            None => None,
+        };
         let state = AppState {
             analytics,
             schema,
             db,
             db_stats,
+            metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
             config: Arc::new(config),
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            metrics_listener,
+            state,
+        })
     }
 
     /// The bound address (the real port when the config asked for port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The bound metrics address when /metrics has a port of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -124,6 +235,15 @@ impl Application {
     ) -> std::io::Result<()> {
         let state = self.state.clone();
         let drain = state.config.shutdown_drain;
+        let gauges = tokio::spawn(refresh_business_gauges(state.clone()));
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let router = metrics_router(state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            })
+        });
         let stopping = Arc::new(tokio::sync::Notify::new());
         let notify = stopping.clone();
         let flag = state.shutting_down.clone();
@@ -140,13 +260,18 @@ impl Application {
             stopping.notified().await;
             tokio::time::sleep(drain).await;
         };
-        tokio::select! {
+        let result = tokio::select! {
             served = server => served,
             () = deadline => {
                 tracing::warn!("drain time exceeded; exiting with requests still in flight");
                 Ok(())
             }
+        };
+        gauges.abort();
+        if let Some(handle) = metrics_server {
+            handle.abort();
         }
+        result
     }
 }
 

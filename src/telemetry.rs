@@ -37,3 +37,30 @@ where
         builder.try_init()
     };
 }
+
+/// Per-request facts shared between the HTTP layer and the GraphQL extensions:
+/// the request id, and the bounded operation name once the query is parsed.
+#[derive(Debug)]
+pub struct RequestContext {
+    pub request_id: String,
+    operation: std::sync::Mutex<Option<String>>,
+}
+
+impl RequestContext {
+    pub fn new(request_id: String) -> Self {
+        Self {
+            request_id,
+            operation: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn set_operation(&self, label: &str) {
+        if let Ok(mut op) = self.operation.lock() {
+            *op = Some(label.to_owned());
+        }
+    }
+
+    pub fn operation(&self) -> Option<String> {
+        self.operation.lock().ok().and_then(|op| op.clone())
+    }
+}

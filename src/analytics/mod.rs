@@ -103,15 +103,33 @@ impl Analytics {
         self.limits
     }
 
+    /// Runs a statement labelled `name` in `db_query_duration_seconds`.
+    async fn all(
+        &self,
+        name: &'static str,
+        stmt: sea_orm::Statement,
+    ) -> Result<Vec<sea_orm::QueryResult>> {
+        use sea_orm::ConnectionTrait;
+        Ok(crate::db::named(name, self.db.query_all_raw(stmt)).await?)
+    }
+
+    async fn one(
+        &self,
+        name: &'static str,
+        stmt: sea_orm::Statement,
+    ) -> Result<Option<sea_orm::QueryResult>> {
+        use sea_orm::ConnectionTrait;
+        Ok(crate::db::named(name, self.db.query_one_raw(stmt)).await?)
+    }
+
     /// The legacy readiness check: a trivial read on `tokens`.
     pub async fn ping(&self) -> Result<()> {
-        use sea_orm::ConnectionTrait;
-        self.db
-            .query_one_raw(
-                self.dialect
-                    .statement("SELECT 1 FROM tokens LIMIT 1", vec![]),
-            )
-            .await?;
+        self.one(
+            "ping",
+            self.dialect
+                .statement("SELECT 1 FROM tokens LIMIT 1", vec![]),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::Value;
 
 use super::time;
 use super::{Analytics, Result};
@@ -51,8 +51,7 @@ impl Analytics {
             "SELECT {users} AS users, {active} AS active_users, COUNT(*) AS issued, COUNT(used_at) AS used{tokens}"
         );
         let row = self
-            .db
-            .query_one_raw(self.dialect.statement(&sql, values))
+            .one("summary", self.dialect.statement(&sql, values))
             .await?;
         let (users, active_users, tokens_issued, tokens_used) = match row {
             Some(r) => (

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 use chrono_tz::Tz;
-use sea_orm::ConnectionTrait;
 
 use super::time::{self, Granularity};
 use super::{Analytics, AnalyticsError, Result};
@@ -82,8 +81,10 @@ impl Analytics {
             self.dialect.bounds_from_json()
         );
         let rows = self
-            .db
-            .query_all_raw(self.dialect.statement(&sql, vec![json.into()]))
+            .all(
+                "usage_by_day",
+                self.dialect.statement(&sql, vec![json.into()]),
+            )
             .await?;
         let mut counts: HashMap<i64, (i64, i64, i64)> = HashMap::with_capacity(rows.len());
         for row in rows {
@@ -121,8 +122,7 @@ impl Analytics {
     /// Oldest and newest `created_at`, or `None` when there are no tokens.
     async fn data_extent(&self) -> Result<Option<(NaiveDateTime, NaiveDateTime)>> {
         let row = self
-            .db
-            .query_one_raw(self.dialect.statement(DATA_EXTENT, vec![]))
+            .one("data_extent", self.dialect.statement(DATA_EXTENT, vec![]))
             .await?;
         let Some(row) = row else { return Ok(None) };
         let lo: Option<NaiveDateTime> = row.try_get("", "lo")?;

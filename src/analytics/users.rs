@@ -17,28 +17,41 @@ pub struct UsersPage {
 impl Analytics {
     /// One statement for any number of ids.
     pub async fn users_by_ids(&self, ids: &[i32]) -> Result<HashMap<i32, users::Model>> {
-        let rows = users::Entity::find()
+        let query = users::Entity::find()
             .filter(users::Column::Id.is_in(ids.iter().copied()))
-            .all(&self.db)
-            .await?;
+            .all(&self.db);
+        let rows = crate::db::named("users_by_ids", query).await?;
         Ok(rows.into_iter().map(|u| (u.id, u)).collect())
     }
 
     /// All tokens per user (the legacy `visits`), one statement for any number of ids.
     pub async fn visit_counts(&self, ids: &[i32]) -> Result<HashMap<i32, i64>> {
-        let rows: Vec<(i32, i64)> = tokens::Entity::find()
+        let query = tokens::Entity::find()
             .select_only()
             .column(tokens::Column::UserId)
             .column_as(Expr::col(tokens::Column::Id).count(), "visits")
             .filter(tokens::Column::UserId.is_in(ids.iter().copied()))
             .group_by(tokens::Column::UserId)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
+            .into_tuple::<(i32, i64)>()
+            .all(&self.db);
+        let rows = crate::db::named("visit_counts", query).await?;
         Ok(rows.into_iter().collect())
     }
 
     pub async fn users_page(
+        &self,
+        after: Option<i32>,
+        first: u64,
+        active_only: bool,
+    ) -> Result<UsersPage> {
+        crate::db::named(
+            "users_page",
+            self.users_page_inner(after, first, active_only),
+        )
+        .await
+    }
+
+    async fn users_page_inner(
         &self,
         after: Option<i32>,
         first: u64,

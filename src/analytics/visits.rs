@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use chrono_tz::Tz;
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::Value;
 
 use super::time;
 use super::{Analytics, AnalyticsError, Result};
@@ -217,8 +217,7 @@ impl Analytics {
         }
         sql.push_str(" ORDER BY u.id");
         let rows = self
-            .db
-            .query_all_raw(self.dialect.statement(&sql, values))
+            .all("visits_per_user", self.dialect.statement(&sql, values))
             .await?;
         rows.into_iter()
             .map(|row| {

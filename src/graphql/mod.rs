@@ -1,5 +1,6 @@
 //! The async-graphql schema: one query root per domain, merged; limits, APQ and error codes set in `build_schema`.
 
+mod extensions;
 mod loaders;
 mod scalars;
 mod usage;
@@ -11,15 +12,10 @@ use std::sync::Arc;
 use async_graphql::extensions::apollo_persisted_queries::{
     ApolloPersistedQueries, LruCacheStorage,
 };
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest,
-};
-use async_graphql::{
-    EmptyMutation, EmptySubscription, ErrorExtensions, MergedObject, Request, Response, Schema,
-    ServerError, ServerResult,
-};
+use async_graphql::{EmptyMutation, EmptySubscription, ErrorExtensions, MergedObject, Schema};
 
 use crate::analytics::{Analytics, AnalyticsError};
+use crate::metrics::Metrics;
 
 pub use scalars::Date;
 
@@ -35,40 +31,22 @@ pub struct SchemaLimits {
 }
 
 /// The one schema every road uses: `/graphql` and the legacy REST adapters.
-pub fn build_schema(analytics: Analytics, limits: SchemaLimits) -> AppSchema {
+pub fn build_schema(
+    analytics: Analytics,
+    limits: SchemaLimits,
+    metrics: Arc<Metrics>,
+) -> AppSchema {
     Schema::build(QueryRoot::default(), EmptyMutation, EmptySubscription)
         .data(analytics)
+        .data(metrics)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
+        // Outermost first: metrics see the codes ErrorCodes adds.
+        .extension(extensions::OperationMetrics)
+        .extension(extensions::ErrorCodes)
         .extension(ApolloPersistedQueries::new(LruCacheStorage::new(1024)))
-        .extension(ErrorCodes)
-        .extension(PerRequestLoaders)
+        .extension(extensions::PerRequestLoaders)
         .finish()
-}
-
-/// Gives every request, whichever road it came by, its own DataLoaders.
-struct PerRequestLoaders;
-
-impl ExtensionFactory for PerRequestLoaders {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(PerRequestLoaders)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for PerRequestLoaders {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        let request = match ctx.data_opt::<Analytics>() {
-            Some(analytics) => request.data(loaders::Loaders::new(analytics.clone())),
-            None => request,
-        };
-        next.run(ctx, request).await
-    }
 }
 
 /// The schema without a database, for printing the SDL.
@@ -118,60 +96,4 @@ pub(crate) fn bad_input(
     message: impl Into<String>,
 ) -> async_graphql::Error {
     gql_err(AnalyticsError::bad_input(argument, message))
-}
-
-/// Gives every error a `code`, including the ones async-graphql raises itself
-/// while parsing and validating, which carry none.
-struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension)
-    }
-}
-
-struct ErrorCodesExtension;
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for ErrorCodesExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        let executed = !matches!(response.data, async_graphql::Value::Null);
-        for error in &mut response.errors {
-            add_code(error, executed);
-        }
-        response
-    }
-}
-
-fn add_code(error: &mut ServerError, executed: bool) {
-    if error
-        .extensions
-        .as_ref()
-        .and_then(|e| e.get("code"))
-        .is_some()
-    {
-        return;
-    }
-    let m = error.message.as_str();
-    let code = if m.contains("PersistedQueryNotFound") {
-        codes::PERSISTED_QUERY_NOT_FOUND
-    } else if m.starts_with("Invalid value for argument")
-        || m.starts_with("Invalid value for variable")
-        || m.contains("Failed to parse")
-        || m.contains("Variable \"")
-        || m.contains("Only integers from")
-    {
-        codes::BAD_USER_INPUT
-    } else if !executed && m.trim_start().starts_with("-->") {
-        codes::GRAPHQL_PARSE_FAILED
-    } else if !executed {
-        codes::GRAPHQL_VALIDATION_FAILED
-    } else {
-        codes::INTERNAL
-    };
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code);
 }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDateTime, Timelike};
 use serde_json::{Value, json};
 
+use crate::api::{Context, with_context};
 use crate::error::AppError;
 use crate::startup::AppState;
 
@@ -27,6 +28,7 @@ pub const USER_VISITS_QUERY: &str = "query LegacyUserVisits($first: Int!, $after
 
 async fn run(
     state: &AppState,
+    context: &Context,
     operation: &'static str,
     query: &'static str,
     variables: Value,
@@ -34,6 +36,7 @@ async fn run(
     let request = Request::new(query)
         .operation_name(operation)
         .variables(Variables::from_json(variables));
+    let request = with_context(request, context);
     let response = state.schema.execute(request).await;
     if let Some(error) = response.errors.first() {
         let code = error
@@ -60,8 +63,18 @@ fn shape_error(what: &str) -> AppError {
     AppError::Internal(format!("unexpected GraphQL result shape: {what}"))
 }
 
-pub async fn daily_usage(State(state): State<AppState>) -> Result<Response, AppError> {
-    let data = run(&state, DAILY_USAGE_OPERATION, DAILY_USAGE_QUERY, json!({})).await?;
+pub async fn daily_usage(
+    State(state): State<AppState>,
+    context: Context,
+) -> Result<Response, AppError> {
+    let data = run(
+        &state,
+        &context,
+        DAILY_USAGE_OPERATION,
+        DAILY_USAGE_QUERY,
+        json!({}),
+    )
+    .await?;
     let buckets = data["usageByDay"]
         .as_array()
         .ok_or_else(|| shape_error("usageByDay"))?;
@@ -84,13 +97,17 @@ pub async fn daily_usage(State(state): State<AppState>) -> Result<Response, AppE
     Ok(legacy_json(body))
 }
 
-pub async fn user_visits(State(state): State<AppState>) -> Result<Response, AppError> {
+pub async fn user_visits(
+    State(state): State<AppState>,
+    context: Context,
+) -> Result<Response, AppError> {
     let first = state.analytics.limits().max_page_size;
     let mut body = String::from("{");
     let mut after: Option<String> = None;
     loop {
         let data = run(
             &state,
+            &context,
             USER_VISITS_OPERATION,
             USER_VISITS_QUERY,
             json!({ "first": first, "after": after }),

@@ -125,6 +125,8 @@ impl Drop for PgDatabase {
 pub struct TestApp {
     pub backend: Backend,
     pub base: String,
+    /// Set when /metrics has a port of its own.
+    pub metrics_base: Option<String>,
     pub client: reqwest::Client,
     /// The app's own pool: for SQLite in memory it is the only way to reach the same database.
     pub db: DatabaseConnection,
@@ -158,12 +160,14 @@ impl TestApp {
     pub async fn start(backend: Backend, config: Config, pg: Option<PgDatabase>) -> Self {
         let app = Application::build(config).await.expect("build app");
         let addr = app.local_addr().expect("bound address");
+        let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
         let db = app.state().db.clone();
         let stats = app.state().db_stats.clone();
         tokio::spawn(app.run_until(std::future::pending()));
         Self {
             backend,
             base: format!("http://{addr}"),
+            metrics_base,
             client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()

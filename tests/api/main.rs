@@ -7,6 +7,7 @@ mod graphql_users;
 mod graphql_visits;
 mod helpers;
 mod migrations;
+mod observability;
 mod probes;
 mod readme;
 mod reference;

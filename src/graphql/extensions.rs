@@ -1,0 +1,230 @@
+//! Schema extensions: per-request DataLoaders, error codes on every error, operation metrics and logs.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
+    NextRequest,
+};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::{Request, Response, ServerError, ServerResult, Variables};
+
+use super::codes;
+use super::loaders::Loaders;
+use crate::analytics::Analytics;
+use crate::metrics::Metrics;
+use crate::telemetry::RequestContext;
+
+/// Gives every request, whichever road it came by, its own DataLoaders.
+pub struct PerRequestLoaders;
+
+impl ExtensionFactory for PerRequestLoaders {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(PerRequestLoaders)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for PerRequestLoaders {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let request = match ctx.data_opt::<Analytics>() {
+            Some(analytics) => request.data(Loaders::new(analytics.clone())),
+            None => request,
+        };
+        next.run(ctx, request).await
+    }
+}
+
+/// Gives every error a `code`, including the ones async-graphql raises itself
+/// while parsing and validating, which carry none.
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodes)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ErrorCodes {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        let executed = !matches!(response.data, async_graphql::Value::Null);
+        for error in &mut response.errors {
+            add_code(error, executed);
+        }
+        response
+    }
+}
+
+fn add_code(error: &mut ServerError, executed: bool) {
+    if error
+        .extensions
+        .as_ref()
+        .and_then(|e| e.get("code"))
+        .is_some()
+    {
+        return;
+    }
+    let m = error.message.as_str();
+    let code = if m.contains("PersistedQueryNotFound") {
+        codes::PERSISTED_QUERY_NOT_FOUND
+    } else if m.starts_with("Invalid value for argument")
+        || m.starts_with("Invalid value for variable")
+        || m.contains("Failed to parse")
+        || m.contains("Variable \"")
+        || m.contains("Only integers from")
+    {
+        codes::BAD_USER_INPUT
+    } else if !executed && m.trim_start().starts_with("-->") {
+        codes::GRAPHQL_PARSE_FAILED
+    } else if !executed {
+        codes::GRAPHQL_VALIDATION_FAILED
+    } else {
+        codes::INTERNAL
+    };
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+}
+
+pub fn error_code(error: &ServerError) -> &str {
+    match error.extensions.as_ref().and_then(|e| e.get("code")) {
+        Some(async_graphql::Value::String(s)) => s.as_str(),
+        _ => codes::INTERNAL,
+    }
+}
+
+/// Counts and times operations under a bounded name, logs their errors, and
+/// tells the HTTP layer the name for its access log line.
+pub struct OperationMetrics;
+
+impl ExtensionFactory for OperationMetrics {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(OperationMetricsExtension::default())
+    }
+}
+
+#[derive(Default)]
+struct OperationMetricsExtension {
+    /// (name in the document, type), learnt while parsing.
+    seen: Mutex<Option<(Option<String>, &'static str)>>,
+    /// The HTTP request's context; request data is only visible from parsing on.
+    request: Mutex<Option<Arc<RequestContext>>>,
+}
+
+fn type_name(ty: OperationType) -> &'static str {
+    match ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for OperationMetricsExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        if let (Some(request), Ok(mut slot)) =
+            (ctx.data_opt::<Arc<RequestContext>>(), self.request.lock())
+        {
+            *slot = Some(request.clone());
+        }
+        let doc = next.run(ctx, query, variables).await?;
+        let seen = match &doc.operations {
+            DocumentOperations::Single(op) => (None, type_name(op.node.ty)),
+            DocumentOperations::Multiple(ops) if ops.len() == 1 => match ops.iter().next() {
+                Some((name, op)) => (Some(name.to_string()), type_name(op.node.ty)),
+                None => (None, "unknown"),
+            },
+            // Several named operations: the request's operationName picks one (see `execute`).
+            DocumentOperations::Multiple(_) => (None, "unknown"),
+        };
+        if let Ok(mut slot) = self.seen.lock() {
+            *slot = Some(seen);
+        }
+        Ok(doc)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        if let (Some(name), Ok(mut slot)) = (operation_name, self.seen.lock())
+            && let Some((doc_name, ty)) = slot.as_mut()
+            && doc_name.is_none()
+        {
+            *doc_name = Some(name.to_owned());
+            if *ty == "unknown" {
+                *ty = "query";
+            }
+        }
+        next.run(ctx, operation_name).await
+    }
+
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let started = Instant::now();
+        let response = next.run(ctx).await;
+        let seen = self.seen.lock().ok().and_then(|s| s.clone());
+        let Some(metrics) = ctx.data_opt::<Arc<Metrics>>() else {
+            return response;
+        };
+        let (label, ty) = match &seen {
+            Some((name, ty)) => (metrics.operation_label(name.as_deref()), *ty),
+            // The document did not parse: no name to trust.
+            None => ("invalid".to_owned(), "unknown"),
+        };
+        let outcome = if response.errors.is_empty() {
+            "ok"
+        } else {
+            "error"
+        };
+        metrics
+            .graphql_operations
+            .with_label_values(&[label.as_str(), ty, outcome])
+            .inc();
+        metrics
+            .graphql_duration
+            .with_label_values(&[label.as_str(), ty])
+            .observe(started.elapsed().as_secs_f64());
+        let request = self.request.lock().ok().and_then(|r| r.clone());
+        if let Some(request) = &request {
+            request.set_operation(&label);
+        }
+        let request_id = request.as_ref().map_or("", |r| r.request_id.as_str());
+        for error in &response.errors {
+            let code = error_code(error);
+            match code {
+                codes::DATABASE_UNAVAILABLE => {
+                    metrics.db_errors.with_label_values(&["unavailable"]).inc()
+                }
+                codes::TIMEOUT => metrics.db_errors.with_label_values(&["timeout"]).inc(),
+                codes::INTERNAL => metrics.db_errors.with_label_values(&["other"]).inc(),
+                _ => {}
+            }
+            if matches!(
+                code,
+                codes::DATABASE_UNAVAILABLE | codes::TIMEOUT | codes::INTERNAL
+            ) {
+                tracing::warn!(request_id, operation = %label, code, error = %error.message, "graphql error");
+            } else {
+                tracing::info!(request_id, operation = %label, code, error = %error.message, "graphql error");
+            }
+        }
+        response
+    }
+}

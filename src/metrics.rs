@@ -1,0 +1,167 @@
+//! Prometheus registry and the HTTP, GraphQL, database, business and process metrics.
+//!
+//! Labels come from bounded sets only: route templates (never raw paths),
+//! known operation names (else `other`), named analytics queries (else `other`).
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// HTTP latency buckets, seconds: cached answers take well under a millisecond,
+/// cold reports at ten million tokens take seconds.
+const HTTP_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Database statement buckets, seconds: index lookups to full aggregations.
+const DB_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Operation names that get their own label value; everything else is `other`.
+pub const LEGACY_OPERATIONS: &[&str] = &["LegacyDailyUsage", "LegacyUserVisits"];
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub http_in_flight: IntGauge,
+    pub graphql_operations: IntCounterVec,
+    pub graphql_duration: HistogramVec,
+    pub db_duration: HistogramVec,
+    pub db_pool: IntGaugeVec,
+    pub db_errors: IntCounterVec,
+    pub tokens_used_today: IntGauge,
+    pub tokens_issued_today: IntGauge,
+    pub active_users: IntGauge,
+    known_operations: Vec<String>,
+}
+
+impl Metrics {
+    /// A registry per application, so tests running many apps in one process do not mix figures.
+    pub fn new(known_operations: &[String]) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by method, route template and status.",
+            ),
+            &["method", "route", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by method and route template.",
+            )
+            .buckets(HTTP_BUCKETS.to_vec()),
+            &["method", "route"],
+        )?;
+        let http_in_flight =
+            IntGauge::new("http_requests_in_flight", "HTTP requests being served.")?;
+        let graphql_operations = IntCounterVec::new(
+            Opts::new(
+                "graphql_operations_total",
+                "GraphQL operations by (bounded) name, type and outcome.",
+            ),
+            &["operation", "type", "outcome"],
+        )?;
+        let graphql_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "graphql_operation_duration_seconds",
+                "GraphQL operation latency by (bounded) name and type.",
+            )
+            .buckets(HTTP_BUCKETS.to_vec()),
+            &["operation", "type"],
+        )?;
+        let db_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "db_query_duration_seconds",
+                "Database statement latency by named analytics query.",
+            )
+            .buckets(DB_BUCKETS.to_vec()),
+            &["query"],
+        )?;
+        let db_pool = IntGaugeVec::new(
+            Opts::new(
+                "db_pool_connections",
+                "Database pool connections by state (idle, active, max).",
+            ),
+            &["state"],
+        )?;
+        let db_errors = IntCounterVec::new(
+            Opts::new("db_errors_total", "Failed database statements by kind."),
+            &["kind"],
+        )?;
+        let tokens_used_today = IntGauge::new(
+            "coworking_tokens_used_today",
+            "Tokens created today (UTC) that were used.",
+        )?;
+        let tokens_issued_today = IntGauge::new(
+            "coworking_tokens_issued_today",
+            "Tokens created today (UTC).",
+        )?;
+        let active_users = IntGauge::new("coworking_active_users", "Users flagged active.")?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("build_info", "Build of the running gateway (always 1)."),
+            &["version", "git_sha"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("GIT_SHA")])
+            .set(1);
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(http_in_flight.clone()))?;
+        registry.register(Box::new(graphql_operations.clone()))?;
+        registry.register(Box::new(graphql_duration.clone()))?;
+        registry.register(Box::new(db_duration.clone()))?;
+        registry.register(Box::new(db_pool.clone()))?;
+        registry.register(Box::new(db_errors.clone()))?;
+        registry.register(Box::new(tokens_used_today.clone()))?;
+        registry.register(Box::new(tokens_issued_today.clone()))?;
+        registry.register(Box::new(active_users.clone()))?;
+        registry.register(Box::new(build_info))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        let mut known: Vec<String> = LEGACY_OPERATIONS.iter().map(|s| (*s).to_owned()).collect();
+        known.extend(known_operations.iter().cloned());
+        Ok(Self {
+            registry,
+            http_requests,
+            http_duration,
+            http_in_flight,
+            graphql_operations,
+            graphql_duration,
+            db_duration,
+            db_pool,
+            db_errors,
+            tokens_used_today,
+            tokens_issued_today,
+            active_users,
+            known_operations: known,
+        })
+    }
+
+    /// The label for an operation name: known names as themselves, others folded.
+    pub fn operation_label(&self, name: Option<&str>) -> String {
+        match name {
+            None => "anonymous".to_owned(),
+            Some(n) if self.known_operations.iter().any(|k| k == n) => n.to_owned(),
+            Some(_) => "other".to_owned(),
+        }
+    }
+
+    pub fn db_histogram(&self, query: &str) -> Histogram {
+        self.db_duration.with_label_values(&[query])
+    }
+
+    /// The Prometheus text exposition of everything registered.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
