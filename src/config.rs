@@ -118,6 +118,15 @@ pub struct RawSettings {
     /// Most buckets one usageByDay call may return.
     #[arg(long, env = "MAX_BUCKETS", global = true)]
     pub max_buckets: Option<String>,
+    /// Seconds a cached report stays fresh (0 disables the cache).
+    #[arg(long, env = "CACHE_TTL_SECONDS", global = true)]
+    pub cache_ttl_seconds: Option<String>,
+    /// Seconds past freshness a report may be served stale while it is refreshed (or the database is down).
+    #[arg(long, env = "CACHE_STALE_SECONDS", global = true)]
+    pub cache_stale_seconds: Option<String>,
+    /// Most cached reports kept.
+    #[arg(long, env = "CACHE_MAX_ENTRIES", global = true)]
+    pub cache_max_entries: Option<String>,
     /// Serve /metrics on this port instead of the main one.
     #[arg(long, env = "METRICS_PORT", global = true)]
     pub metrics_port: Option<String>,
@@ -201,6 +210,7 @@ pub struct Config {
     pub shutdown_drain: Duration,
     /// Run pending migrations before serving (`serve --migrate`); SQLite always migrates.
     pub migrate_on_start: bool,
+    pub cache: crate::analytics::cache::CachePolicy,
     /// `None`: /metrics on the main port.
     pub metrics_port: Option<u16>,
     pub graphql_known_operations: Vec<String>,
@@ -358,6 +368,32 @@ impl Config {
                 "seconds from 0 to 3600",
             )?),
             migrate_on_start: false,
+            cache: crate::analytics::cache::CachePolicy {
+                ttl: Duration::from_secs_f64(number(
+                    &raw.cache_ttl_seconds,
+                    "CACHE_TTL_SECONDS (--cache-ttl-seconds)",
+                    30.0f64,
+                    0.0,
+                    86_400.0,
+                    "seconds from 0 (off) to 86400",
+                )?),
+                stale: Duration::from_secs_f64(number(
+                    &raw.cache_stale_seconds,
+                    "CACHE_STALE_SECONDS (--cache-stale-seconds)",
+                    300.0f64,
+                    0.0,
+                    86_400.0,
+                    "seconds from 0 to 86400",
+                )?),
+                max_entries: number(
+                    &raw.cache_max_entries,
+                    "CACHE_MAX_ENTRIES (--cache-max-entries)",
+                    10_000u64,
+                    1,
+                    10_000_000,
+                    "an integer from 1 to 10000000",
+                )?,
+            },
             metrics_port: match raw
                 .metrics_port
                 .as_deref()

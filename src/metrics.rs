@@ -115,6 +115,10 @@ impl Metrics {
         registry.register(Box::new(graphql_duration.clone()))?;
         registry.register(Box::new(db_duration.clone()))?;
         registry.register(Box::new(db_pool.clone()))?;
+        // Every kind exists from the start at 0, so rate() and dashboards see the series.
+        for kind in ["unavailable", "timeout", "other"] {
+            db_errors.with_label_values(&[kind]);
+        }
         registry.register(Box::new(db_errors.clone()))?;
         registry.register(Box::new(tokens_used_today.clone()))?;
         registry.register(Box::new(tokens_issued_today.clone()))?;

@@ -116,7 +116,7 @@ async fn refresh_business_gauges(state: AppState) {
         let today = chrono::Utc::now().date_naive();
         match state
             .analytics
-            .summary(Some(today), Some(today), &chrono_tz::UTC)
+            .summary_now(Some(today), Some(today), &chrono_tz::UTC)
             .await
         {
             Ok(s) => {
@@ -168,6 +168,7 @@ impl Application {
                 max_buckets: config.max_buckets,
                 max_page_size: config.max_page_size,
             },
+            config.cache,
         );
         let schema = graphql::build_schema(
             analytics.clone(),

@@ -1,5 +1,6 @@
 //! The report queries over `users` and `tokens`: plain Rust types in and out, no HTTP or GraphQL here.
 
+pub mod cache;
 pub mod dialect;
 pub mod summary;
 pub mod time;
@@ -7,7 +8,13 @@ pub mod usage;
 pub mod users;
 pub mod visits;
 
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
 use sea_orm::{DatabaseConnection, DbErr, RuntimeErr};
+
+use cache::{CachePolicy, Cached, Key, ReportCache, Source, Value};
 
 pub use dialect::Dialect;
 
@@ -87,15 +94,35 @@ pub struct Analytics {
     db: DatabaseConnection,
     dialect: Dialect,
     limits: Limits,
+    /// `None` when caching is off (a zero freshness bound).
+    cache: Option<Arc<ReportCache>>,
 }
 
 impl Analytics {
-    pub fn new(db: DatabaseConnection, limits: Limits) -> Self {
+    pub fn new(db: DatabaseConnection, limits: Limits, cache: CachePolicy) -> Self {
         let dialect = Dialect::of(&db);
+        let cache = (cache.ttl > Duration::ZERO).then(|| Arc::new(ReportCache::new(cache)));
         Self {
             db,
             dialect,
             limits,
+            cache,
+        }
+    }
+
+    /// `fetch`'s answer through the report cache (or straight, when it is off).
+    async fn cached<F, Fut>(&self, key: Key, fetch: F) -> Result<Cached<Value>>
+    where
+        F: FnOnce() -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<Value>> + Send + 'static,
+    {
+        match &self.cache {
+            Some(cache) => cache.get(key, fetch).await,
+            None => Ok(Cached {
+                value: fetch().await?,
+                age: Duration::ZERO,
+                source: Source::Miss,
+            }),
         }
     }
 

@@ -2,9 +2,12 @@
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use sea_orm::Value;
+use sea_orm::Value as SqlValue;
 
 use super::time;
+use std::sync::Arc;
+
+use super::cache::{Cached, Key, Value};
 use super::{Analytics, Result};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -20,14 +23,37 @@ pub struct Summary {
 }
 
 impl Analytics {
+    /// Figures over inclusive local dates, through the report cache.
     pub async fn summary(
+        &self,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+        tz: &Tz,
+    ) -> Result<Cached<Arc<Summary>>> {
+        let (this, tz_owned) = (self.clone(), *tz);
+        let fetch = move || async move {
+            this.summary_now(from, to, &tz_owned)
+                .await
+                .map(|s| Value::Summary(Arc::new(s)))
+        };
+        let cached = self.cached(Key::Summary(from, to, *tz), fetch).await?;
+        match cached.value {
+            Value::Summary(ref s) => Ok(cached.clone().map(|_| s.clone())),
+            _ => Err(super::AnalyticsError::Internal(
+                "cache entry of the wrong kind".into(),
+            )),
+        }
+    }
+
+    /// The same figures straight from the database (the background gauges want them current).
+    pub async fn summary_now(
         &self,
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
         tz: &Tz,
     ) -> Result<Summary> {
         let (start, end) = time::utc_range(tz, from, to)?;
-        let mut values: Vec<Value> = Vec::new();
+        let mut values: Vec<SqlValue> = Vec::new();
         let mut joined = String::new();
         if let Some(end) = end {
             joined.push_str(" AND joined_at < ?");
@@ -35,7 +61,7 @@ impl Analytics {
         }
         let users = format!("(SELECT COUNT(*) FROM users WHERE 1 = 1{joined})");
         let active = format!("(SELECT COUNT(*) FROM users WHERE is_active = ?{joined})");
-        let mut active_values: Vec<Value> = vec![true.into()];
+        let mut active_values: Vec<SqlValue> = vec![true.into()];
         active_values.extend(values.clone());
         values.extend(active_values);
         let mut tokens = String::from(" FROM tokens WHERE 1 = 1");

@@ -6,9 +6,12 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 use chrono_tz::Tz;
 
 use super::time::{self, Granularity};
+use std::sync::Arc;
+
+use super::cache::{Cached, Key, Value};
 use super::{Analytics, AnalyticsError, Result};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UsageQuery {
     /// Inclusive local dates; either may be open.
     pub from: Option<NaiveDate>,
@@ -35,7 +38,24 @@ pub struct UsageBucket {
 const DATA_EXTENT: &str = "SELECT MIN(created_at) AS lo, MAX(created_at) AS hi FROM tokens";
 
 impl Analytics {
-    pub async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageBucket>> {
+    /// Buckets for `q`, through the report cache.
+    pub async fn usage(&self, q: &UsageQuery) -> Result<Cached<Arc<Vec<UsageBucket>>>> {
+        let (this, query) = (self.clone(), q.clone());
+        let fetch = move || async move {
+            this.fetch_usage(&query)
+                .await
+                .map(|b| Value::Usage(Arc::new(b)))
+        };
+        let cached = self.cached(Key::Usage(q.clone()), fetch).await?;
+        match cached.value {
+            Value::Usage(ref b) => Ok(cached.clone().map(|_| b.clone())),
+            _ => Err(AnalyticsError::Internal(
+                "cache entry of the wrong kind".into(),
+            )),
+        }
+    }
+
+    async fn fetch_usage(&self, q: &UsageQuery) -> Result<Vec<UsageBucket>> {
         time::check_order(q.from, q.to)?;
         if q.fill && (q.from.is_none() || q.to.is_none()) {
             return Err(AnalyticsError::bad_input(

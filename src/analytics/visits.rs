@@ -6,12 +6,15 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use chrono_tz::Tz;
-use sea_orm::Value;
+use sea_orm::Value as SqlValue;
 
 use super::time;
+use std::sync::Arc;
+
+use super::cache::{Cached, Key, Value};
 use super::{Analytics, AnalyticsError, Result};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VisitsFilter {
     pub min_visits: Option<i64>,
     pub active_only: bool,
@@ -156,14 +159,14 @@ pub struct Page {
 }
 
 /// Sorts `rows` by `order` and returns up to `first` rows after `after`.
+/// Up to `first` rows after `after` from `rows`, which are sorted by `order`.
 pub fn page(
-    mut rows: Vec<UserVisits>,
+    rows: &[UserVisits],
     order: VisitsOrder,
     after: Option<&Cursor>,
     first: usize,
 ) -> Result<Page> {
     let total = rows.len();
-    rows.sort_unstable_by(|a, b| order.compare(a, b));
     let skip = match after {
         None => 0,
         Some(cursor) if cursor.order != order => {
@@ -178,10 +181,8 @@ pub fn page(
     };
     let end = skip.saturating_add(first).min(total);
     let has_next = end < total;
-    rows.truncate(end);
-    rows.drain(..skip.min(end));
     Ok(Page {
-        rows,
+        rows: rows[skip.min(end)..end].to_vec(),
         has_next,
         has_previous: skip > 0,
         total,
@@ -190,14 +191,36 @@ pub fn page(
 
 impl Analytics {
     /// Every user with at least one token (in range), by user id.
-    pub async fn visits_per_user(&self, f: &VisitsFilter) -> Result<Vec<UserVisits>> {
+    /// Every user with tokens matching `f`, sorted by `order`, through the report cache
+    /// (sorted once per cached answer, not once per page).
+    pub async fn visits_per_user(
+        &self,
+        f: &VisitsFilter,
+        order: VisitsOrder,
+    ) -> Result<Cached<Arc<Vec<UserVisits>>>> {
+        let (this, filter) = (self.clone(), f.clone());
+        let fetch = move || async move {
+            let mut rows = this.fetch_visits(&filter).await?;
+            rows.sort_unstable_by(|a, b| order.compare(a, b));
+            Ok(Value::Visits(Arc::new(rows)))
+        };
+        let cached = self.cached(Key::Visits(f.clone(), order), fetch).await?;
+        match cached.value {
+            Value::Visits(ref v) => Ok(cached.clone().map(|_| v.clone())),
+            _ => Err(AnalyticsError::Internal(
+                "cache entry of the wrong kind".into(),
+            )),
+        }
+    }
+
+    async fn fetch_visits(&self, f: &VisitsFilter) -> Result<Vec<UserVisits>> {
         let (start, end) = time::utc_range(&f.timezone, f.from, f.to)?;
         let mut sql = String::from(
             "SELECT u.id AS user_id, u.joined_at AS joined_at, COUNT(t.id) AS visits, \
                     COUNT(t.used_at) AS check_ins, MAX(t.used_at) AS last_visit_at \
              FROM tokens t JOIN users u ON u.id = t.user_id WHERE 1 = 1",
         );
-        let mut values: Vec<Value> = Vec::new();
+        let mut values: Vec<SqlValue> = Vec::new();
         if let Some(start) = start {
             sql.push_str(" AND t.created_at >= ?");
             values.push(start.into());
@@ -278,7 +301,9 @@ mod tests {
             let mut seen = Vec::new();
             let mut after: Option<Cursor> = None;
             loop {
-                let p = page(rows.clone(), order, after.as_ref(), 7).expect("page");
+                let mut sorted = rows.clone();
+                sorted.sort_by(|a, b| order.compare(a, b));
+                let p = page(&sorted, order, after.as_ref(), 7).expect("page");
                 seen.extend(p.rows.iter().cloned());
                 let Some(last) = p.rows.last() else { break };
                 let encoded = Cursor {

@@ -87,6 +87,16 @@ impl ErrorExtensions for AnalyticsError {
     }
 }
 
+/// Tells the caller's road (REST `Age` headers) how old the data behind this answer is.
+pub(crate) fn record_freshness<T>(
+    ctx: &async_graphql::Context<'_>,
+    cached: &crate::analytics::cache::Cached<T>,
+) {
+    if let Some(freshness) = ctx.data_opt::<Arc<crate::analytics::cache::Freshness>>() {
+        freshness.record(cached);
+    }
+}
+
 pub(crate) fn gql_err(e: AnalyticsError) -> async_graphql::Error {
     e.extend()
 }

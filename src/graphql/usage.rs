@@ -97,7 +97,13 @@ impl UsageQuery {
             fill,
         };
         let buckets = analytics.usage(&query).await.map_err(gql_err)?;
-        Ok(buckets.into_iter().map(UsageBucket::from).collect())
+        super::record_freshness(ctx, &buckets);
+        Ok(buckets
+            .value
+            .iter()
+            .cloned()
+            .map(UsageBucket::from)
+            .collect())
     }
 
     /// Users, active users, tokens issued and used over inclusive local dates.
@@ -118,12 +124,13 @@ impl UsageQuery {
             )
             .await
             .map_err(gql_err)?;
+        super::record_freshness(ctx, &s);
         Ok(Summary {
-            users: s.users,
-            active_users: s.active_users,
-            tokens_issued: s.tokens_issued,
-            tokens_used: s.tokens_used,
-            usage_rate: s.usage_rate,
+            users: s.value.users,
+            active_users: s.value.active_users,
+            tokens_issued: s.value.tokens_issued,
+            tokens_used: s.value.tokens_used,
+            usage_rate: s.value.usage_rate,
         })
     }
 }

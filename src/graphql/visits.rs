@@ -122,8 +122,12 @@ impl VisitsQuery {
             to: Date::optional(to, "to")?,
             timezone: time::parse_timezone(&timezone).map_err(gql_err)?,
         };
-        let rows = analytics.visits_per_user(&filter).await.map_err(gql_err)?;
-        let page = visits::page(rows, order, after.as_ref(), first).map_err(gql_err)?;
+        let rows = analytics
+            .visits_per_user(&filter, order)
+            .await
+            .map_err(gql_err)?;
+        super::record_freshness(ctx, &rows);
+        let page = visits::page(&rows.value, order, after.as_ref(), first).map_err(gql_err)?;
         // Look ahead: when the page selects `user`, fetch all its users in one statement
         // now; each node's `user` is then served from the request's loader cache.
         if ctx

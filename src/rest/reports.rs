@@ -13,6 +13,12 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDateTime, Timelike};
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderValue;
+
+use crate::analytics::cache::{Freshness, Source};
 use crate::api::{Context, with_context};
 use crate::error::AppError;
 use crate::startup::AppState;
@@ -29,6 +35,7 @@ pub const USER_VISITS_QUERY: &str = "query LegacyUserVisits($first: Int!, $after
 async fn run(
     state: &AppState,
     context: &Context,
+    freshness: &Arc<Freshness>,
     operation: &'static str,
     query: &'static str,
     variables: Value,
@@ -36,7 +43,7 @@ async fn run(
     let request = Request::new(query)
         .operation_name(operation)
         .variables(Variables::from_json(variables));
-    let request = with_context(request, context);
+    let request = with_context(request, context).data(freshness.clone());
     let response = state.schema.execute(request).await;
     if let Some(error) = response.errors.first() {
         let code = error
@@ -55,8 +62,36 @@ async fn run(
         .map_err(|e| AppError::Internal(e.to_string()))
 }
 
-fn legacy_json(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+/// The legacy body, plus headers telling the data's age (clients that ignore them see no change).
+fn legacy_json(state: &AppState, freshness: &Freshness, body: String) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    let policy = state.config.cache;
+    let (age, source) = freshness.get().unwrap_or((Duration::ZERO, Source::Miss));
+    let headers = response.headers_mut();
+    let fresh_for = policy.ttl.saturating_sub(age).as_secs();
+    let cache_control = if policy.ttl.is_zero() {
+        "no-cache".to_owned()
+    } else {
+        format!(
+            "max-age={fresh_for}, stale-while-revalidate={}",
+            policy.stale.as_secs()
+        )
+    };
+    let x_cache = match source {
+        Source::Miss => "MISS",
+        Source::Hit => "HIT",
+        Source::Stale => "STALE",
+    };
+    for (name, value) in [
+        ("age", age.as_secs().to_string()),
+        ("cache-control", cache_control),
+        ("x-cache", x_cache.to_owned()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    response
 }
 
 fn shape_error(what: &str) -> AppError {
@@ -67,9 +102,11 @@ pub async fn daily_usage(
     State(state): State<AppState>,
     context: Context,
 ) -> Result<Response, AppError> {
+    let freshness = Arc::new(Freshness::default());
     let data = run(
         &state,
         &context,
+        &freshness,
         DAILY_USAGE_OPERATION,
         DAILY_USAGE_QUERY,
         json!({}),
@@ -94,7 +131,7 @@ pub async fn daily_usage(
         let _ = write!(body, "\"{date}\":{visits}");
     }
     body.push_str("}\n");
-    Ok(legacy_json(body))
+    Ok(legacy_json(&state, &freshness, body))
 }
 
 pub async fn user_visits(
@@ -104,10 +141,12 @@ pub async fn user_visits(
     let first = state.analytics.limits().max_page_size;
     let mut body = String::from("{");
     let mut after: Option<String> = None;
+    let freshness = Arc::new(Freshness::default());
     loop {
         let data = run(
             &state,
             &context,
+            &freshness,
             USER_VISITS_OPERATION,
             USER_VISITS_QUERY,
             json!({ "first": first, "after": after }),
@@ -147,7 +186,7 @@ pub async fn user_visits(
         }
     }
     body.push_str("}\n");
-    Ok(legacy_json(body))
+    Ok(legacy_json(&state, &freshness, body))
 }
 
 /// Python's `str(datetime)`: microseconds only when they are not zero.

@@ -1,6 +1,7 @@
 //! One integration-test binary: the app on port 0 against SQLite in memory and, with
 //! `TEST_DATABASE_URL`, a fresh PostgreSQL database per test.
 
+mod cache;
 mod config_cli;
 mod graphql_usage;
 mod graphql_users;

@@ -1,0 +1,178 @@
+//! The report cache: freshness bound, single flight, equal answers, stale answers in an outage.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{Backend, PgDatabase, Proxy, TestApp, backends, pg_admin_url};
+use crate::reference::{legacy_daily_usage, random_dataset, token, user};
+
+const VISITS: &str = "{ visitsPerUser(first: 1000, orderBy: VISITS_DESC) { totalCount edges { node { userId visits checkIns lastVisitAt } } } }";
+const USAGE: &str = r#"{ usageByDay(granularity: DAY, timezone: "Europe/Berlin") { date visits tokensIssued uniqueUsers } }"#;
+
+#[tokio::test]
+async fn a_newly_used_token_appears_within_the_freshness_bound() {
+    for backend in backends() {
+        let app = TestApp::spawn_with(backend, |c| {
+            c.cache.ttl = Duration::from_millis(800);
+            c.cache.stale = Duration::from_secs(5);
+        })
+        .await;
+        app.insert(
+            &[user(1, "2023-01-01 00:00:00", true)],
+            &[token(
+                1,
+                1,
+                "2023-01-02 10:00:00",
+                Some("2023-01-02 10:01:00"),
+            )],
+        )
+        .await;
+        let before = app
+            .get("/api/reports/daily_usage")
+            .await
+            .text()
+            .await
+            .expect("body");
+        assert_eq!(before, "{\"2023-01-02\":1}\n");
+        app.insert(
+            &[],
+            &[token(
+                2,
+                1,
+                "2023-01-02 11:00:00",
+                Some("2023-01-02 11:01:00"),
+            )],
+        )
+        .await;
+        let inserted = Instant::now();
+        // Within the bound the cached answer may be served…
+        let cached = app.get("/api/reports/daily_usage").await;
+        assert_eq!(cached.headers()["x-cache"], "HIT", "{backend:?}");
+        assert!(
+            cached.headers()["cache-control"]
+                .to_str()
+                .unwrap_or("")
+                .starts_with("max-age=")
+        );
+        // …and once it has passed, the new token shows (after at most one stale answer).
+        loop {
+            let body = app
+                .get("/api/reports/daily_usage")
+                .await
+                .text()
+                .await
+                .expect("body");
+            if body == "{\"2023-01-02\":2}\n" {
+                break;
+            }
+            assert!(
+                inserted.elapsed() < Duration::from_millis(800 + 1_000),
+                "{backend:?}: still {body} after {:?}",
+                inserted.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_identical_requests_runs_one_query() {
+    let (users, tokens) = random_dataset(4, 200, 2_000);
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        app.insert(&users, &tokens).await;
+        let before = app.stats.statements();
+        let burst: Vec<_> = (0..40).map(|_| app.graphql(VISITS, json!({}))).collect();
+        let answers = futures_util::future::join_all(burst).await;
+        let statements = app.stats.statements() - before;
+        assert_eq!(
+            statements, 1,
+            "{backend:?}: {statements} statements for 40 identical requests"
+        );
+        assert!(answers.windows(2).all(|w| w[0] == w[1]));
+        assert!(answers[0].get("errors").is_none(), "{}", answers[0]);
+    }
+}
+
+#[tokio::test]
+async fn cached_answers_equal_uncached_ones() {
+    let (users, tokens) = random_dataset(6, 150, 1_500);
+    for backend in backends() {
+        let cached = TestApp::spawn(backend).await;
+        let uncached = TestApp::spawn_with(backend, |c| c.cache.ttl = Duration::ZERO).await;
+        cached.insert(&users, &tokens).await;
+        uncached.insert(&users, &tokens).await;
+        for query in [
+            VISITS,
+            USAGE,
+            "{ summary(timezone: \"Asia/Kathmandu\") { users activeUsers tokensIssued tokensUsed usageRate } }",
+        ] {
+            let miss = cached.graphql(query, json!({})).await;
+            let hit = cached.graphql(query, json!({})).await;
+            let straight = uncached.graphql(query, json!({})).await;
+            assert_eq!(miss, straight, "{backend:?} {query}");
+            assert_eq!(hit, straight, "{backend:?} {query}");
+        }
+        let before = uncached.stats.statements();
+        uncached.graphql(VISITS, json!({})).await;
+        uncached.graphql(VISITS, json!({})).await;
+        assert_eq!(
+            uncached.stats.statements() - before,
+            2,
+            "CACHE_TTL_SECONDS=0 turns the cache off"
+        );
+    }
+}
+
+#[tokio::test]
+async fn during_an_outage_cached_reports_are_served_marked_stale() {
+    if pg_admin_url().is_none() {
+        eprintln!("NOTE: stale-if-error case not run (needs TEST_DATABASE_URL)");
+        return;
+    }
+    let pg = PgDatabase::create().await;
+    let real = url::Url::parse(&pg.url).expect("url");
+    let proxy = Proxy::start(format!(
+        "{}:{}",
+        real.host_str().expect("host"),
+        real.port().unwrap_or(5432)
+    ))
+    .await;
+    let mut via_proxy = real.clone();
+    via_proxy.set_port(Some(proxy.addr.port())).expect("port");
+    let url = via_proxy.to_string();
+    let app = TestApp::spawn_with(Backend::Postgres, |c| {
+        c.database = coworking_gateway::config::Config::for_database_url(&url)
+            .expect("cfg")
+            .database;
+        c.cache.ttl = Duration::from_millis(300);
+        c.cache.stale = Duration::from_secs(30);
+    })
+    .await;
+    let (users, tokens) = random_dataset(12, 20, 100);
+    app.insert(&users, &tokens).await;
+    assert_eq!(app.get("/api/reports/daily_usage").await.status(), 200);
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let res = app.get("/api/reports/daily_usage").await;
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["x-cache"], "STALE");
+        assert!(
+            res.headers()["age"]
+                .to_str()
+                .ok()
+                .and_then(|a| a.parse::<u64>().ok())
+                .is_some()
+        );
+        assert_eq!(res.text().await.expect("body"), legacy_daily_usage(&tokens));
+    }
+    // Something never cached has nothing to fall back on: a fast 503.
+    let res = app.get("/api/reports/user_visits").await;
+    assert_eq!(res.status(), 503);
+    proxy.restore();
+    drop(pg);
+}
