@@ -31,6 +31,9 @@ COPY --from=planner /app/recipe.json recipe.json
 # rebuilding below this line, with only the workspace crates left to compile.
 RUN cargo chef cook --release --locked --bin coworking-gateway --recipe-path recipe.json
 COPY . .
+# build.rs reads the commit for build_info{git_sha}; .git is not in the context.
+ARG REVISION=unknown
+ENV GIT_SHA=${REVISION}
 # /app/data becomes the runtime working directory, owned by the app user:
 # `docker run` without a database uses the embedded SQLite file there.
 RUN cargo build --release --locked --bin coworking-gateway \
