@@ -1,7 +1,10 @@
 //! `/graphql` over HTTP (POST JSON, GET query string) and the offline playground page.
 
 use async_graphql::http::parse_query_string;
+use async_graphql::{BatchRequest, ParseRequestError};
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
+use axum::Json;
+use serde_json::json;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -26,16 +29,53 @@ pub fn with_context(request: async_graphql::Request, context: &Context) -> async
 /// A self-contained playground: no CDN, so it works on an air-gapped laptop or cluster.
 const PLAYGROUND: &str = include_str!("../assets/playground.html");
 
+/// The GraphQL extractor's rejections as JSON errors a person can act on.
+pub struct JsonRejection(ParseRequestError);
+
+impl From<ParseRequestError> for JsonRejection {
+    fn from(e: ParseRequestError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for JsonRejection {
+    fn into_response(self) -> Response {
+        let text = format!("{}", self.0);
+        // A streamed body cut off by MAX_BODY_BYTES surfaces as an I/O error.
+        if matches!(self.0, ParseRequestError::PayloadTooLarge)
+            || text.contains("length limit exceeded")
+        {
+            let body = json!({ "error": { "code": "PAYLOAD_TOO_LARGE", "message": "the request body is over the limit (MAX_BODY_BYTES)" } });
+            return (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response();
+        }
+        AppError::BadRequest(format!(
+            "invalid GraphQL request body: {}; send JSON like {{\"query\": \"{{ summary {{ users }} }}\"}}",
+            crate::analytics::time::truncate(&text, 200)
+        ))
+        .into_response()
+    }
+}
+
 pub async fn graphql_post(
     State(state): State<AppState>,
     context: Context,
-    request: GraphQLBatchRequest,
-) -> GraphQLResponse {
+    request: GraphQLBatchRequest<JsonRejection>,
+) -> Response {
     let mut batch = request.into_inner();
+    if let BatchRequest::Batch(requests) = &batch {
+        let max = state.config.graphql_max_batch;
+        if requests.is_empty() || requests.len() > max {
+            return AppError::BadRequest(format!(
+                "a batch holds {} operations; send 1 to {max} (GRAPHQL_MAX_BATCH)",
+                requests.len()
+            ))
+            .into_response();
+        }
+    }
     if let Some(Extension(ctx)) = &context {
         batch = batch.data(ctx.clone());
     }
-    state.schema.execute_batch(batch).await.into()
+    GraphQLResponse::from(state.schema.execute_batch(batch).await).into_response()
 }
 
 pub async fn graphql_get(
@@ -50,7 +90,7 @@ pub async fn graphql_get(
         .is_some_and(|accept| accept.contains("text/html"));
     let query = query.unwrap_or_default();
     if query.is_empty() {
-        if wants_html {
+        if wants_html && state.config.graphql_playground {
             return Html(PLAYGROUND).into_response();
         }
         return AppError::BadRequest(

@@ -136,6 +136,53 @@ pub struct RawSettings {
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "SHUTDOWN_DRAIN_SECONDS", global = true)]
     pub shutdown_drain_seconds: Option<String>,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", global = true)]
+    pub max_body_bytes: Option<String>,
+    /// Longest a request may take before a 504, in milliseconds.
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", global = true)]
+    pub request_timeout_ms: Option<String>,
+    /// Most operations in one batched GraphQL request.
+    #[arg(long, env = "GRAPHQL_MAX_BATCH", global = true)]
+    pub graphql_max_batch: Option<String>,
+    /// Most aliased fields in one GraphQL document.
+    #[arg(long, env = "GRAPHQL_MAX_ALIASES", global = true)]
+    pub graphql_max_aliases: Option<String>,
+    /// Allow schema introspection (true/false).
+    #[arg(long, env = "GRAPHQL_INTROSPECTION", global = true)]
+    pub graphql_introspection: Option<String>,
+    /// Serve the browser playground on GET /graphql (true/false).
+    #[arg(long, env = "GRAPHQL_PLAYGROUND", global = true)]
+    pub graphql_playground: Option<String>,
+    /// Requests per second each client may make to the data roads (0: no limit).
+    #[arg(long, env = "RATE_LIMIT_PER_SECOND", global = true)]
+    pub rate_limit_per_second: Option<String>,
+    /// Requests a client may make at once above the rate.
+    #[arg(long, env = "RATE_LIMIT_BURST", global = true)]
+    pub rate_limit_burst: Option<String>,
+    /// Comma-separated SHA-256 hex digests of accepted API keys.
+    #[arg(
+        long,
+        env = "AUTH_API_KEY_HASHES",
+        global = true,
+        hide_env_values = true
+    )]
+    pub auth_api_key_hashes: Option<String>,
+    /// File with one SHA-256 hex digest of an accepted API key per line (e.g. a mounted Secret).
+    #[arg(long, env = "AUTH_API_KEY_HASHES_FILE", global = true)]
+    pub auth_api_key_hashes_file: Option<String>,
+    /// File holding the HS256 secret for JWT bearer tokens.
+    #[arg(long, env = "AUTH_JWT_HS256_SECRET_FILE", global = true)]
+    pub auth_jwt_hs256_secret_file: Option<String>,
+    /// File holding one or more PEM RSA public keys for RS256 JWT bearer tokens.
+    #[arg(long, env = "AUTH_JWT_RS256_PUBLIC_KEYS_FILE", global = true)]
+    pub auth_jwt_rs256_public_keys_file: Option<String>,
+    /// Required `aud` of JWT bearer tokens.
+    #[arg(long, env = "AUTH_JWT_AUDIENCE", global = true)]
+    pub auth_jwt_audience: Option<String>,
+    /// Require credentials on /metrics too (true/false).
+    #[arg(long, env = "AUTH_METRICS", global = true)]
+    pub auth_metrics: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +255,15 @@ pub struct Config {
     pub max_page_size: usize,
     pub max_buckets: usize,
     pub shutdown_drain: Duration,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub graphql_max_batch: usize,
+    pub graphql_max_aliases: usize,
+    pub graphql_introspection: bool,
+    pub graphql_playground: bool,
+    /// `None`: no per-client rate limit.
+    pub rate_limit: Option<RateLimit>,
+    pub auth: crate::auth::AuthConfig,
     /// Run pending migrations before serving (`serve --migrate`); SQLite always migrates.
     pub migrate_on_start: bool,
     pub cache: crate::analytics::cache::CachePolicy,
@@ -229,7 +285,11 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(setting: &'static str, problem: impl Into<String>, accepted: &'static str) -> Self {
+    pub(crate) fn new(
+        setting: &'static str,
+        problem: impl Into<String>,
+        accepted: &'static str,
+    ) -> Self {
         Self {
             setting,
             problem: problem.into(),
@@ -367,6 +427,68 @@ impl Config {
                 3_600,
                 "seconds from 0 to 3600",
             )?),
+            max_body_bytes: number(
+                &raw.max_body_bytes,
+                "MAX_BODY_BYTES (--max-body-bytes)",
+                1_048_576usize,
+                256,
+                1 << 30,
+                "bytes from 256 to 1073741824",
+            )?,
+            request_timeout: Duration::from_millis(number(
+                &raw.request_timeout_ms,
+                "REQUEST_TIMEOUT_MS (--request-timeout-ms)",
+                10_000u64,
+                1,
+                3_600_000,
+                "milliseconds from 1 to 3600000",
+            )?),
+            graphql_max_batch: number(
+                &raw.graphql_max_batch,
+                "GRAPHQL_MAX_BATCH (--graphql-max-batch)",
+                10usize,
+                1,
+                1_000,
+                "an integer from 1 to 1000",
+            )?,
+            graphql_max_aliases: number(
+                &raw.graphql_max_aliases,
+                "GRAPHQL_MAX_ALIASES (--graphql-max-aliases)",
+                30usize,
+                0,
+                10_000,
+                "an integer from 0 to 10000",
+            )?,
+            graphql_introspection: boolean(
+                &raw.graphql_introspection,
+                "GRAPHQL_INTROSPECTION (--graphql-introspection)",
+                true,
+            )?,
+            graphql_playground: boolean(
+                &raw.graphql_playground,
+                "GRAPHQL_PLAYGROUND (--graphql-playground)",
+                true,
+            )?,
+            rate_limit: {
+                let per_second = number(
+                    &raw.rate_limit_per_second,
+                    "RATE_LIMIT_PER_SECOND (--rate-limit-per-second)",
+                    0.0f64,
+                    0.0,
+                    1_000_000.0,
+                    "requests per second, 0 for no limit",
+                )?;
+                let burst = number(
+                    &raw.rate_limit_burst,
+                    "RATE_LIMIT_BURST (--rate-limit-burst)",
+                    (per_second * 2.0).max(1.0),
+                    1.0,
+                    1_000_000.0,
+                    "a number of requests from 1",
+                )?;
+                (per_second > 0.0).then_some(RateLimit { per_second, burst })
+            },
+            auth: crate::auth::AuthConfig::from_raw(raw)?,
             migrate_on_start: false,
             cache: crate::analytics::cache::CachePolicy {
                 ttl: Duration::from_secs_f64(number(
@@ -425,6 +547,33 @@ impl Config {
             ..RawSettings::default()
         })
     }
+}
+
+fn boolean(
+    raw: &Option<String>,
+    setting: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match raw
+        .as_deref()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("") => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(ConfigError::new(
+            setting,
+            format!("'{other}' is not a boolean"),
+            "true or false",
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: f64,
 }
 
 fn known_operations(raw: &str) -> Result<Vec<String>, ConfigError> {

@@ -97,6 +97,12 @@ pub async fn connect(
         o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
             .foreign_keys(true)
     });
+    // Named so the cancel of an abandoned statement (analytics::CancelOnDrop) and
+    // operators' pg_stat_activity queries can find the gateway's sessions; the
+    // check interval makes PostgreSQL stop the work of a client that vanished.
+    options
+        .set_application_name("coworking-gateway")
+        .map_sqlx_postgres_opts(|o| o.options([("client_connection_check_interval", "1000")]));
     let mut db = Database::connect(options).await?;
     db.set_metric_callback(move |info| {
         stats.statements.fetch_add(1, Ordering::Relaxed);

@@ -19,6 +19,8 @@ pub enum AppError {
     DatabaseUnavailable,
     #[error("the query took too long and was cancelled")]
     Timeout,
+    #[error("the request took longer than {} ms and was cancelled", .0.as_millis())]
+    RequestTimeout(std::time::Duration),
     /// The detail is logged, the client sees a generic message.
     #[error("internal error")]
     Internal(String),
@@ -32,7 +34,9 @@ impl AppError {
             Self::DatabaseUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, codes::DATABASE_UNAVAILABLE)
             }
-            Self::Timeout => (StatusCode::GATEWAY_TIMEOUT, codes::TIMEOUT),
+            Self::Timeout | Self::RequestTimeout(_) => {
+                (StatusCode::GATEWAY_TIMEOUT, codes::TIMEOUT)
+            }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
         }
     }

@@ -4,6 +4,8 @@
 pub mod analytics;
 /// `/graphql` over HTTP and the offline playground.
 pub mod api;
+/// API keys and JWT bearer tokens.
+pub mod auth;
 /// What each subcommand does.
 pub mod cli;
 /// Settings from flags and env vars.
@@ -14,6 +16,8 @@ pub mod db;
 pub mod error;
 /// The GraphQL schema.
 pub mod graphql;
+/// Size, time and rate limits; JSON error bodies.
+pub mod limits;
 /// Prometheus metrics.
 pub mod metrics;
 /// HTTP middleware: request ids, metrics, access log.

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::metrics::Metrics;
+use crate::startup::ROUTES;
 use crate::telemetry::RequestContext;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -45,11 +46,12 @@ pub async fn observe(
     let context = Arc::new(RequestContext::new(request_id.clone()));
     req.extensions_mut().insert(context.clone());
     let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED, MatchedPath::as_str)
-        .to_owned();
+    let path = req.uri().path();
+    let route = ROUTES
+        .iter()
+        .find(|r| **r == path)
+        .copied()
+        .unwrap_or(UNMATCHED);
     metrics.http_in_flight.inc();
     let guard = InFlight(metrics.clone());
     let mut response = next.run(req).await;
@@ -58,11 +60,11 @@ pub async fn observe(
     let latency = started.elapsed();
     metrics
         .http_requests
-        .with_label_values(&[method.as_str(), route.as_str(), &status.to_string()])
+        .with_label_values(&[method.as_str(), route, &status.to_string()])
         .inc();
     metrics
         .http_duration
-        .with_label_values(&[method.as_str(), route.as_str()])
+        .with_label_values(&[method.as_str(), route])
         .observe(latency.as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);

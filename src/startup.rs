@@ -14,12 +14,15 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::analytics::{Analytics, Limits};
+use crate::auth::{self, AuthConfig};
 use crate::config::{Config, DatabaseTarget};
 use crate::db::{self, DbStats};
 use crate::error::AppError;
 use crate::graphql::{self, AppSchema, SchemaLimits};
+use crate::limits::{self, RateLimiter};
 use crate::metrics::Metrics;
 use crate::{api, middleware, rest, seed};
+use axum::middleware::{from_fn, from_fn_with_state};
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -29,6 +32,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub db_stats: Arc<DbStats>,
     pub metrics: Arc<Metrics>,
+    pub auth: Arc<AuthConfig>,
+    pub rate_limiter: Option<Arc<RateLimiter>>,
     /// Set on SIGTERM so readiness fails while in-flight requests drain.
     pub shutting_down: Arc<AtomicBool>,
     pub config: Arc<Config>,
@@ -49,20 +54,54 @@ pub enum StartupError {
     },
 }
 
+/// Every route, each its own metrics label; any other path is `unmatched`.
+pub const ROUTES: &[&str] = &[
+    "/graphql",
+    "/api/reports/daily_usage",
+    "/api/reports/user_visits",
+    "/health_check",
+    "/readiness_check",
+    "/metrics",
+];
+
 /// The router as a plain function of the state, so tests can drive it without a socket.
+///
+/// Outermost first: metrics and the access log see every answer, including
+/// the limits' own; error bodies become JSON; then the time and size limits;
+/// on the data roads, authentication and the rate limit.
 pub fn router(state: AppState) -> Router {
-    let observe = axum::middleware::from_fn_with_state(state.metrics.clone(), middleware::observe);
-    let mut routes = Router::new()
+    let auth = from_fn_with_state(state.auth.clone(), auth::require);
+    let rate = from_fn_with_state(state.rate_limiter.clone(), limits::rate_limit);
+    let mut data = Router::new()
         .route("/graphql", get(api::graphql_get).post(api::graphql_post))
-        .merge(rest::routes());
+        .merge(rest::report_routes());
+    let mut open = rest::probe_routes();
     if state.config.metrics_port.is_none() {
-        routes = routes.route("/metrics", get(metrics_endpoint));
+        if state.config.auth.metrics {
+            data = data.route("/metrics", get(metrics_endpoint));
+        } else {
+            open = open.route("/metrics", get(metrics_endpoint));
+        }
     }
-    // route_layer: the middleware sees the matched route template; the fallback
-    // gets the same middleware and is labelled `unmatched`.
-    routes
-        .route_layer(observe.clone())
-        .fallback(get(not_found).layer(observe))
+    // The later route_layer wraps the earlier: authentication runs first, so
+    // the rate limiter can key on the authenticated client.
+    data.route_layer(rate)
+        .route_layer(auth)
+        .merge(open)
+        .fallback(not_found)
+        .layer(from_fn_with_state(
+            state.config.max_body_bytes,
+            limits::size_limits,
+        ))
+        .layer(from_fn_with_state(
+            state.config.request_timeout,
+            limits::timeout,
+        ))
+        .layer(from_fn(limits::json_errors))
+        .layer(from_fn_with_state(
+            state.metrics.clone(),
+            middleware::observe,
+        ))
         .with_state(state)
 }
 
@@ -175,6 +214,8 @@ impl Application {
             SchemaLimits {
                 max_depth: config.graphql_max_depth,
                 max_complexity: config.graphql_max_complexity,
+                max_aliases: config.graphql_max_aliases,
+                introspection: config.graphql_introspection,
             },
             metrics.clone(),
         );
@@ -198,6 +239,8 @@ impl Application {
             db,
             db_stats,
             metrics,
+            auth: Arc::new(config.auth.clone()),
+            rate_limiter: config.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
             shutting_down: Arc::new(AtomicBool::new(false)),
             config: Arc::new(config),
         };
@@ -248,7 +291,11 @@ impl Application {
         let stopping = Arc::new(tokio::sync::Notify::new());
         let notify = stopping.clone();
         let flag = state.shutting_down.clone();
-        let server = axum::serve(self.listener, router(state)).with_graceful_shutdown(async move {
+        let server = axum::serve(
+            self.listener,
+            router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
             stop.await;
             flag.store(true, Ordering::SeqCst);
             tracing::info!(

@@ -96,6 +96,32 @@ impl Dialect {
         }
     }
 
+    /// A unique SQL comment to prefix a statement with, where abandoned statements can be
+    /// cancelled (PostgreSQL); SQLite runs in-process and stops with its future.
+    pub fn cancel_tag(self) -> Option<String> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        match self {
+            Self::Postgres => Some(format!(
+                "/* gw:{}:{} */",
+                std::process::id(),
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )),
+            Self::Sqlite => None,
+        }
+    }
+
+    /// Cancels the running statement that starts with `tag` (from `cancel_tag`).
+    pub fn cancel_statement(self, tag: &str) -> Option<Statement> {
+        match self {
+            Self::Postgres => Some(self.statement(
+                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+                 WHERE state = 'active' AND pid <> pg_backend_pid() AND starts_with(query, ?)",
+                vec![tag.to_owned().into()],
+            )),
+            Self::Sqlite => None,
+        }
+    }
+
     /// Appended to a subquery so the planner computes its columns once instead of
     /// inlining their expressions into every reference.
     pub fn no_flatten(self) -> &'static str {

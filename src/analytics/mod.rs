@@ -81,6 +81,42 @@ impl From<DbErr> for AnalyticsError {
 
 pub type Result<T> = std::result::Result<T, AnalyticsError>;
 
+/// Cancels a tagged statement still running when its future is dropped: sqlx would
+/// otherwise let it run to the end for nobody, holding a connection and locks.
+struct CancelOnDrop {
+    db: DatabaseConnection,
+    dialect: Dialect,
+    tag: Option<String>,
+}
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.tag = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(tag) = self.tag.take() else { return };
+        let Some(stmt) = self.dialect.cancel_statement(&tag) else {
+            return;
+        };
+        let db = self.db.clone();
+        // Drop may run outside a runtime (shutdown): then there is nothing to cancel from.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                use sea_orm::ConnectionTrait;
+                match db.execute_raw(stmt).await {
+                    Ok(_) => tracing::info!(tag = %tag, "cancelled an abandoned statement"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cancelling an abandoned statement failed")
+                    }
+                }
+            });
+        }
+    }
+}
+
 /// Limits the report queries enforce on their arguments.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -130,14 +166,18 @@ impl Analytics {
         self.limits
     }
 
-    /// Runs a statement labelled `name` in `db_query_duration_seconds`.
+    /// Runs a statement labelled `name` in `db_query_duration_seconds`; if the
+    /// caller goes away first (client gone, request timeout), the statement is cancelled.
     async fn all(
         &self,
         name: &'static str,
         stmt: sea_orm::Statement,
     ) -> Result<Vec<sea_orm::QueryResult>> {
         use sea_orm::ConnectionTrait;
-        Ok(crate::db::named(name, self.db.query_all_raw(stmt)).await?)
+        let (stmt, guard) = self.cancellable(stmt);
+        let rows = crate::db::named(name, self.db.query_all_raw(stmt)).await;
+        guard.disarm();
+        Ok(rows?)
     }
 
     async fn one(
@@ -146,7 +186,24 @@ impl Analytics {
         stmt: sea_orm::Statement,
     ) -> Result<Option<sea_orm::QueryResult>> {
         use sea_orm::ConnectionTrait;
-        Ok(crate::db::named(name, self.db.query_one_raw(stmt)).await?)
+        let (stmt, guard) = self.cancellable(stmt);
+        let row = crate::db::named(name, self.db.query_one_raw(stmt)).await;
+        guard.disarm();
+        Ok(row?)
+    }
+
+    /// Tags the statement so it can be found in `pg_stat_activity` if it is abandoned.
+    fn cancellable(&self, mut stmt: sea_orm::Statement) -> (sea_orm::Statement, CancelOnDrop) {
+        let tag = self.dialect.cancel_tag();
+        if let Some(tag) = &tag {
+            stmt.sql = format!("{tag} {}", stmt.sql);
+        }
+        let guard = CancelOnDrop {
+            db: self.db.clone(),
+            dialect: self.dialect,
+            tag,
+        };
+        (stmt, guard)
     }
 
     /// The legacy readiness check: a trivial read on `tokens`.

@@ -7,7 +7,9 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
     NextRequest,
 };
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
 use async_graphql::{Request, Response, ServerError, ServerResult, Variables};
 
 use super::codes;
@@ -99,6 +101,68 @@ pub fn error_code(error: &ServerError) -> &str {
     match error.extensions.as_ref().and_then(|e| e.get("code")) {
         Some(async_graphql::Value::String(s)) => s.as_str(),
         _ => codes::INTERNAL,
+    }
+}
+
+/// Refuses documents with more aliased fields than the limit: aliases multiply the
+/// work of one field without adding depth, so the depth limit does not see them.
+pub struct AliasLimit(pub usize);
+
+impl ExtensionFactory for AliasLimit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(AliasLimit(self.0))
+    }
+}
+
+fn count_aliases(set: &SelectionSet) -> usize {
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(f) => {
+                usize::from(f.node.alias.is_some()) + count_aliases(&f.node.selection_set.node)
+            }
+            Selection::InlineFragment(f) => count_aliases(&f.node.selection_set.node),
+            Selection::FragmentSpread(_) => 0,
+        })
+        .sum()
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for AliasLimit {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await?;
+        let in_operations: usize = doc
+            .operations
+            .iter()
+            .map(|(_, op)| count_aliases(&op.node.selection_set.node))
+            .sum();
+        let in_fragments: usize = doc
+            .fragments
+            .values()
+            .map(|f| count_aliases(&f.node.selection_set.node))
+            .sum();
+        let total = in_operations + in_fragments;
+        if total > self.0 {
+            let mut error = ServerError::new(
+                format!(
+                    "the document has {total} aliases; the limit is {} (GRAPHQL_MAX_ALIASES)",
+                    self.0
+                ),
+                None,
+            );
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", codes::GRAPHQL_VALIDATION_FAILED);
+            return Err(error);
+        }
+        Ok(doc)
     }
 }
 

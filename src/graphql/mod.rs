@@ -28,6 +28,8 @@ pub type AppSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
 pub struct SchemaLimits {
     pub max_depth: usize,
     pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub introspection: bool,
 }
 
 /// The one schema every road uses: `/graphql` and the legacy REST adapters.
@@ -36,7 +38,13 @@ pub fn build_schema(
     limits: SchemaLimits,
     metrics: Arc<Metrics>,
 ) -> AppSchema {
-    Schema::build(QueryRoot::default(), EmptyMutation, EmptySubscription)
+    let builder = Schema::build(QueryRoot::default(), EmptyMutation, EmptySubscription);
+    let builder = if limits.introspection {
+        builder
+    } else {
+        builder.disable_introspection()
+    };
+    builder
         .data(analytics)
         .data(metrics)
         .limit_depth(limits.max_depth)
@@ -44,6 +52,7 @@ pub fn build_schema(
         // Outermost first: metrics see the codes ErrorCodes adds.
         .extension(extensions::OperationMetrics)
         .extension(extensions::ErrorCodes)
+        .extension(extensions::AliasLimit(limits.max_aliases))
         .extension(ApolloPersistedQueries::new(LruCacheStorage::new(1024)))
         .extension(extensions::PerRequestLoaders)
         .finish()

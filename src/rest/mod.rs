@@ -8,10 +8,16 @@ use axum::routing::get;
 
 use crate::startup::AppState;
 
-pub fn routes() -> Router<AppState> {
+/// The legacy reports: data roads (authenticated when auth is on).
+pub fn report_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/reports/daily_usage", get(reports::daily_usage))
+        .route("/api/reports/user_visits", get(reports::user_visits))
+}
+
+/// The probes: never authenticated, never rate limited.
+pub fn probe_routes() -> Router<AppState> {
     Router::new()
         .route("/health_check", get(probes::health_check))
         .route("/readiness_check", get(probes::readiness_check))
-        .route("/api/reports/daily_usage", get(reports::daily_usage))
-        .route("/api/reports/user_visits", get(reports::user_visits))
 }

@@ -301,3 +301,95 @@ impl Proxy {
         self.open.store(true, Ordering::SeqCst);
     }
 }
+
+/// The real binary as a child process (for signals, exit codes and its log).
+pub struct GatewayProcess {
+    pub child: std::process::Child,
+    pub base: String,
+    pub log_path: PathBuf,
+}
+
+impl GatewayProcess {
+    pub fn spawn(env: &[(&str, &str)], args: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let log_path = std::env::temp_dir().join(format!(
+            "gw-{}-{}.log",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_coworking-gateway"));
+        for var in [
+            "DATABASE_URL",
+            "DB_USERNAME",
+            "DB_PASSWORD",
+            "DB_HOST",
+            "DB_PORT",
+            "DB_NAME",
+            "SQLITE_PATH",
+            "RUST_LOG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("APP_PORT", port.to_string())
+            .env("BIND_ADDRESS", "127.0.0.1")
+            .env("LOG_FORMAT", "json");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .args(args)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn gateway");
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log_path,
+        }
+    }
+
+    pub async fn wait_ready(&self, client: &reqwest::Client) {
+        let started = std::time::Instant::now();
+        loop {
+            if let Ok(res) = client
+                .get(format!("{}/readiness_check", self.base))
+                .send()
+                .await
+                && res.status() == 200
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "gateway not ready; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn sigterm(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log_path);
+    }
+}

@@ -1,12 +1,14 @@
 //! One integration-test binary: the app on port 0 against SQLite in memory and, with
 //! `TEST_DATABASE_URL`, a fresh PostgreSQL database per test.
 
+mod auth;
 mod cache;
 mod config_cli;
 mod graphql_usage;
 mod graphql_users;
 mod graphql_visits;
 mod helpers;
+mod limits;
 mod migrations;
 mod observability;
 mod probes;
@@ -14,3 +16,4 @@ mod readme;
 mod reference;
 mod rest_reports;
 mod seed;
+mod shutdown;
