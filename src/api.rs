@@ -62,6 +62,16 @@ pub async fn graphql_post(
     request: GraphQLBatchRequest<JsonRejection>,
 ) -> Response {
     let mut batch = request.into_inner();
+    // An empty JSON array arrives as one request with no query and no persisted hash.
+    if let BatchRequest::Single(r) = &batch
+        && r.query.trim().is_empty()
+        && !r.extensions.contains_key("persistedQuery")
+    {
+        return AppError::BadRequest(
+            "empty GraphQL request: send {\"query\": \"…\"} or a batch of 1 to GRAPHQL_MAX_BATCH operations".into(),
+        )
+        .into_response();
+    }
     if let BatchRequest::Batch(requests) = &batch {
         let max = state.config.graphql_max_batch;
         if requests.is_empty() || requests.len() > max {

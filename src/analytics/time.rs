@@ -29,10 +29,36 @@ pub fn local_day_start(tz: &Tz, date: NaiveDate) -> Result<DateTime<Tz>> {
     let midnight = date
         .and_hms_opt(0, 0, 0)
         .ok_or_else(|| AnalyticsError::Internal("midnight".into()))?;
-    for minutes in (0..=24 * 60).step_by(15) {
+    if let Some(instant) = tz.from_local_datetime(&midnight).earliest() {
+        return Ok(instant);
+    }
+    // Midnight was skipped: find the first valid local time in coarse steps, then
+    // the exact second the clocks jumped (some historical offsets are not whole
+    // quarter hours, e.g. Africa/Monrovia's -0:44:30).
+    for minutes in (15..=24 * 60).step_by(15) {
         let local = midnight + chrono::Duration::minutes(minutes);
-        if let Some(instant) = tz.from_local_datetime(&local).earliest() {
-            return Ok(instant);
+        if let Some(found) = tz.from_local_datetime(&local).earliest() {
+            let on_date = |secs: i64| {
+                DateTime::from_timestamp(secs, 0)
+                    .is_some_and(|t| t.with_timezone(tz).date_naive() >= date)
+            };
+            let (mut before, mut after) = (found.timestamp() - 15 * 60, found.timestamp());
+            while after - before > 1 {
+                let mid = before + (after - before) / 2;
+                if on_date(mid) {
+                    after = mid;
+                } else {
+                    before = mid;
+                }
+            }
+            return DateTime::from_timestamp(after, 0)
+                .map(|t| t.with_timezone(tz))
+                .ok_or_else(|| {
+                    AnalyticsError::bad_input(
+                        "timezone",
+                        format!("no day start for {date} in {tz}"),
+                    )
+                });
         }
     }
     Err(AnalyticsError::bad_input(
@@ -88,7 +114,9 @@ impl Granularity {
     pub fn bucket_start(self, date: NaiveDate) -> NaiveDate {
         match self {
             Self::Day => date,
-            Self::Week => date - Days::new(u64::from(date.weekday().num_days_from_monday())),
+            Self::Week => date
+                .checked_sub_days(Days::new(u64::from(date.weekday().num_days_from_monday())))
+                .unwrap_or(NaiveDate::MIN),
             Self::Month => date.with_day(1).unwrap_or(date),
         }
     }

@@ -37,6 +37,20 @@ pub struct UsageBucket {
 
 const DATA_EXTENT: &str = "SELECT MIN(created_at) AS lo, MAX(created_at) AS hi FROM tokens";
 
+/// A bucket bound as the text both backends compare timestamps with. The text form
+/// holds years 1 to 9999 (PostgreSQL has no year 0; chrono writes 10000 as `+10000`):
+/// bounds beyond are clamped, which loses nothing since no timestamp is stored there.
+fn bound_text(t: NaiveDateTime) -> String {
+    use chrono::Datelike;
+    if t.year() < 1 {
+        "0001-01-01 00:00:00".to_owned()
+    } else if t.year() > 9999 {
+        "9999-12-31 23:59:59.999999".to_owned()
+    } else {
+        t.format("%Y-%m-%d %H:%M:%S").to_string()
+    }
+}
+
 impl Analytics {
     /// Buckets for `q`, through the report cache.
     pub async fn usage(&self, q: &UsageQuery) -> Result<Cached<Arc<Vec<UsageBucket>>>> {
@@ -81,7 +95,7 @@ impl Analytics {
         let (range_lo, range_hi) = time::utc_range(&tz, Some(first), Some(last))?;
         // Clip the outer buckets to the requested range: a week starting before
         // `from` only counts tokens from `from` on.
-        let fmt = |t: NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
+        let fmt = bound_text;
         let bounds: Vec<[String; 2]> = buckets
             .iter()
             .map(|b| {

@@ -132,15 +132,7 @@ async fn during_an_outage_cached_reports_are_served_marked_stale() {
         return;
     }
     let pg = PgDatabase::create().await;
-    let real = url::Url::parse(&pg.url).expect("url");
-    let proxy = Proxy::start(format!(
-        "{}:{}",
-        real.host_str().expect("host"),
-        real.port().unwrap_or(5432)
-    ))
-    .await;
-    let mut via_proxy = real.clone();
-    via_proxy.set_port(Some(proxy.addr.port())).expect("port");
+    let (proxy, via_proxy) = Proxy::in_front_of(&pg.url).await;
     let url = via_proxy.to_string();
     let app = TestApp::spawn_with(Backend::Postgres, |c| {
         c.database = coworking_gateway::config::Config::for_database_url(&url)

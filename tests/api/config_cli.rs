@@ -6,18 +6,7 @@ use coworking_gateway::config::{Config, DatabaseTarget, RawSettings};
 
 fn gateway() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_coworking-gateway"));
-    for var in [
-        "DATABASE_URL",
-        "DB_USERNAME",
-        "DB_PASSWORD",
-        "DB_HOST",
-        "DB_PORT",
-        "DB_NAME",
-        "APP_PORT",
-        "LOG_FORMAT",
-        "SQLITE_PATH",
-        "BIND_ADDRESS",
-    ] {
+    for var in crate::helpers::GATEWAY_ENV {
         cmd.env_remove(var);
     }
     cmd

@@ -292,6 +292,20 @@ impl Proxy {
         Self { addr, open, cuts }
     }
 
+    /// A proxy in front of the PostgreSQL database at `url`, and the URL that goes through it.
+    pub async fn in_front_of(url: &str) -> (Self, url::Url) {
+        let real = url::Url::parse(url).expect("url");
+        let upstream = format!(
+            "{}:{}",
+            real.host_str().expect("host"),
+            real.port().unwrap_or(5432)
+        );
+        let proxy = Self::start(upstream).await;
+        let mut via = real;
+        via.set_port(Some(proxy.addr.port())).expect("port");
+        (proxy, via)
+    }
+
     pub fn cut(&self) {
         self.open.store(false, Ordering::SeqCst);
         self.cuts.send_modify(|n| *n += 1);
@@ -301,6 +315,21 @@ impl Proxy {
         self.open.store(true, Ordering::SeqCst);
     }
 }
+
+/// Settings a test must not inherit from the developer's shell.
+pub const GATEWAY_ENV: &[&str] = &[
+    "DATABASE_URL",
+    "DB_USERNAME",
+    "DB_PASSWORD",
+    "DB_HOST",
+    "DB_PORT",
+    "DB_NAME",
+    "APP_PORT",
+    "LOG_FORMAT",
+    "SQLITE_PATH",
+    "BIND_ADDRESS",
+    "RUST_LOG",
+];
 
 /// The real binary as a child process (for signals, exit codes and its log).
 pub struct GatewayProcess {
@@ -322,16 +351,7 @@ impl GatewayProcess {
         ));
         let log = std::fs::File::create(&log_path).expect("log file");
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_coworking-gateway"));
-        for var in [
-            "DATABASE_URL",
-            "DB_USERNAME",
-            "DB_PASSWORD",
-            "DB_HOST",
-            "DB_PORT",
-            "DB_NAME",
-            "SQLITE_PATH",
-            "RUST_LOG",
-        ] {
+        for var in GATEWAY_ENV {
             cmd.env_remove(var);
         }
         cmd.env("APP_PORT", port.to_string())

@@ -4,10 +4,12 @@
 mod auth;
 mod cache;
 mod config_cli;
+mod fuzz;
 mod graphql_usage;
 mod graphql_users;
 mod graphql_visits;
 mod helpers;
+mod hostile;
 mod limits;
 mod migrations;
 mod observability;

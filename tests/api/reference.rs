@@ -131,11 +131,16 @@ pub fn first_instant_of(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
             .and_hms_opt(0, 0, 0)
             .expect("midnight"),
     );
-    // Coarse steps of 15 minutes (every zone offset is a multiple), then the exact minute.
+    // Coarse steps of 15 minutes, then second by second back over the last step
+    // (a few historical offsets are not whole quarter hours).
     while t.with_timezone(&tz).date_naive() < date {
         t += Duration::minutes(15);
     }
-    t
+    let mut exact = t - Duration::minutes(15);
+    while exact.with_timezone(&tz).date_naive() < date {
+        exact += Duration::seconds(1);
+    }
+    exact
 }
 
 pub fn usage_reference(

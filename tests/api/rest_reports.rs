@@ -192,15 +192,7 @@ async fn a_database_outage_gives_fast_503s_and_recovers_without_a_restart() {
         return;
     }
     let pg = PgDatabase::create().await;
-    let real = url::Url::parse(&pg.url).expect("url");
-    let proxy = Proxy::start(format!(
-        "{}:{}",
-        real.host_str().expect("host"),
-        real.port().unwrap_or(5432)
-    ))
-    .await;
-    let mut via_proxy = real.clone();
-    via_proxy.set_port(Some(proxy.addr.port())).expect("port");
+    let (proxy, mut via_proxy) = Proxy::in_front_of(&pg.url).await;
     let _ = via_proxy.set_password(Some("not-shown"));
     let url = via_proxy.to_string();
     // No report cache: this is about the database road (the cache's own outage

@@ -95,15 +95,7 @@ async fn a_database_cut_under_load_fails_fast_and_recovers_in_the_same_process()
     coworking_gateway::db::migrate(&db).await.expect("migrate");
     let (users, tokens) = random_dataset(5, 50, 400);
     insert(&db, &users, &tokens).await;
-    let real = url::Url::parse(&pg.url).expect("url");
-    let proxy = Proxy::start(format!(
-        "{}:{}",
-        real.host_str().expect("host"),
-        real.port().unwrap_or(5432)
-    ))
-    .await;
-    let mut via = real.clone();
-    via.set_port(Some(proxy.addr.port())).expect("port");
+    let (proxy, via) = Proxy::in_front_of(&pg.url).await;
     // Cache off: every request takes the database road.
     let gateway = GatewayProcess::spawn(
         &[("DATABASE_URL", via.as_str()), ("CACHE_TTL_SECONDS", "0")],
