@@ -122,6 +122,23 @@ impl Dialect {
         }
     }
 
+    /// Maintenance after a bulk load (outside any transaction).
+    pub fn after_bulk_load(self) -> Option<&'static str> {
+        match self {
+            Self::Postgres => Some("VACUUM (ANALYZE) users, tokens"),
+            Self::Sqlite => Some("ANALYZE"),
+        }
+    }
+
+    /// The UTC calendar date of a timestamp column as `YYYY-MM-DD` text.
+    pub fn utc_day(self, column: &str) -> String {
+        match self {
+            Self::Postgres => format!("CAST(CAST({column} AS date) AS text)"),
+            // Stored as `YYYY-MM-DD HH:MM:SS…` text.
+            Self::Sqlite => format!("substr({column}, 1, 10)"),
+        }
+    }
+
     /// Appended to a subquery so the planner computes its columns once instead of
     /// inlining their expressions into every reference.
     pub fn no_flatten(self) -> &'static str {

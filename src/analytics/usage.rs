@@ -20,6 +20,8 @@ pub struct UsageQuery {
     pub timezone: Tz,
     /// Return every bucket of the range, empty ones as zeros.
     pub fill: bool,
+    /// Count distinct users per bucket (the costliest figure; skipped when nobody asks).
+    pub unique_users: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,33 @@ pub struct UsageBucket {
 }
 
 const DATA_EXTENT: &str = "SELECT MIN(created_at) AS lo, MAX(created_at) AS hi FROM tokens";
+
+/// Buckets with their counts, in order; without `fill` the empty ones are left out.
+fn assemble(
+    buckets: &[time::Bucket],
+    counts: HashMap<i64, (i64, i64, i64)>,
+    fill: bool,
+) -> Vec<UsageBucket> {
+    buckets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| {
+            let found = i64::try_from(i).ok().and_then(|i| counts.get(&i).copied());
+            let (visits, tokens_issued, unique_users) = match found {
+                Some(c) => c,
+                None if fill => (0, 0, 0),
+                None => return None,
+            };
+            Some(UsageBucket {
+                date: b.date,
+                start: b.start.fixed_offset(),
+                visits,
+                tokens_issued,
+                unique_users,
+            })
+        })
+        .collect()
+}
 
 /// A bucket bound as the text both backends compare timestamps with. The text form
 /// holds years 1 to 9999 (PostgreSQL has no year 0; chrono writes 10000 as `+10000`):
@@ -106,20 +135,60 @@ impl Analytics {
             .collect();
         let json =
             serde_json::to_string(&bounds).map_err(|e| AnalyticsError::Internal(e.to_string()))?;
-        let sql = format!(
-            "WITH bounds AS ({}) \
-             SELECT bounds.idx AS idx, COUNT(t.used_at) AS visits, COUNT(*) AS issued, \
-                    COUNT(DISTINCT CASE WHEN t.used_at IS NOT NULL THEN t.user_id END) AS users \
-             FROM bounds JOIN tokens t ON t.created_at >= bounds.lo AND t.created_at < bounds.hi \
-             GROUP BY bounds.idx ORDER BY bounds.idx",
-            self.dialect.bounds_from_json()
-        );
-        let rows = self
-            .all(
+        let users = if q.unique_users {
+            "COUNT(DISTINCT CASE WHEN t.used_at IS NOT NULL THEN t.user_id END)"
+        } else {
+            "CAST(0 AS bigint)"
+        };
+        let rows = if q.granularity == Granularity::Day && tz == chrono_tz::UTC {
+            // UTC days: plain grouping by date, no bounds table to join (the legacy
+            // daily-usage shape, and as fast as PostgreSQL does it).
+            let day = self.dialect.utc_day("t.created_at");
+            let sql = format!(
+                "SELECT {day} AS day, COUNT(t.used_at) AS visits, COUNT(*) AS issued, {users} AS users \
+                 FROM tokens t WHERE t.created_at >= ? AND t.created_at < ? GROUP BY {day}"
+            );
+            let (lo, hi) = (range_lo.unwrap_or_default(), range_hi.unwrap_or_default());
+            let index: HashMap<String, i64> = buckets
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (b.date.format("%Y-%m-%d").to_string(), i as i64))
+                .collect();
+            let rows = self
+                .all(
+                    "usage_by_day",
+                    self.dialect.statement(&sql, vec![lo.into(), hi.into()]),
+                )
+                .await?;
+            let mut counts: HashMap<i64, (i64, i64, i64)> = HashMap::with_capacity(rows.len());
+            for row in rows {
+                let day: String = row.try_get("", "day")?;
+                if let Some(i) = index.get(&day) {
+                    counts.insert(
+                        *i,
+                        (
+                            row.try_get("", "visits")?,
+                            row.try_get("", "issued")?,
+                            row.try_get("", "users")?,
+                        ),
+                    );
+                }
+            }
+            return Ok(assemble(&buckets, counts, q.fill));
+        } else {
+            let sql = format!(
+                "WITH bounds AS ({}) \
+                 SELECT bounds.idx AS idx, COUNT(t.used_at) AS visits, COUNT(*) AS issued, {users} AS users \
+                 FROM bounds JOIN tokens t ON t.created_at >= bounds.lo AND t.created_at < bounds.hi \
+                 GROUP BY bounds.idx ORDER BY bounds.idx",
+                self.dialect.bounds_from_json()
+            );
+            self.all(
                 "usage_by_day",
                 self.dialect.statement(&sql, vec![json.into()]),
             )
-            .await?;
+            .await?
+        };
         let mut counts: HashMap<i64, (i64, i64, i64)> = HashMap::with_capacity(rows.len());
         for row in rows {
             let idx: i64 = row.try_get("", "idx")?;
@@ -132,25 +201,7 @@ impl Analytics {
                 ),
             );
         }
-        Ok(buckets
-            .iter()
-            .enumerate()
-            .filter_map(|(i, b)| {
-                let found = i64::try_from(i).ok().and_then(|i| counts.get(&i).copied());
-                let (visits, tokens_issued, unique_users) = match found {
-                    Some(c) => c,
-                    None if q.fill => (0, 0, 0),
-                    None => return None,
-                };
-                Some(UsageBucket {
-                    date: b.date,
-                    start: b.start.fixed_offset(),
-                    visits,
-                    tokens_issued,
-                    unique_users,
-                })
-            })
-            .collect())
+        Ok(assemble(&buckets, counts, q.fill))
     }
 
     /// Oldest and newest `created_at`, or `None` when there are no tokens.

@@ -95,6 +95,8 @@ impl UsageQuery {
             granularity: granularity.into(),
             timezone: time::parse_timezone(&timezone).map_err(gql_err)?,
             fill,
+            // Distinct users cost a sort per bucket: only when the query selects them.
+            unique_users: ctx.look_ahead().field("uniqueUsers").exists(),
         };
         let buckets = analytics.usage(&query).await.map_err(gql_err)?;
         super::record_freshness(ctx, &buckets);
