@@ -41,6 +41,18 @@ impl AppError {
         }
     }
 
+    /// A copy, for errors shared by the callers of one single-flight render.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::BadRequest(m) => Self::BadRequest(m.clone()),
+            Self::NotFound => Self::NotFound,
+            Self::DatabaseUnavailable => Self::DatabaseUnavailable,
+            Self::Timeout => Self::Timeout,
+            Self::RequestTimeout(d) => Self::RequestTimeout(*d),
+            Self::Internal(m) => Self::Internal(m.clone()),
+        }
+    }
+
     /// Maps a GraphQL error code (from `extensions.code`) back to an HTTP error.
     pub fn from_code(code: Option<&str>, message: &str) -> Self {
         match code {

@@ -34,6 +34,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub auth: Arc<AuthConfig>,
     pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// Rendered legacy report bodies (see `rest::reports`).
+    pub rendered: rest::reports::RenderedCache,
     /// Set on SIGTERM so readiness fails while in-flight requests drain.
     pub shutting_down: Arc<AtomicBool>,
     pub config: Arc<Config>,
@@ -241,6 +243,7 @@ impl Application {
             metrics,
             auth: Arc::new(config.auth.clone()),
             rate_limiter: config.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
+            rendered: rest::reports::rendered_cache(config.cache.ttl),
             shutting_down: Arc::new(AtomicBool::new(false)),
             config: Arc::new(config),
         };

@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDateTime, Timelike};
 use serde_json::{Value, json};
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderValue;
 
@@ -63,10 +63,14 @@ async fn run(
 }
 
 /// The legacy body, plus headers telling the data's age (clients that ignore them see no change).
-fn legacy_json(state: &AppState, freshness: &Freshness, body: String) -> Response {
+fn legacy_json(
+    state: &AppState,
+    age: Duration,
+    source: Source,
+    body: axum::body::Bytes,
+) -> Response {
     let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     let policy = state.config.cache;
-    let (age, source) = freshness.get().unwrap_or((Duration::ZERO, Source::Miss));
     let headers = response.headers_mut();
     let fresh_for = policy.ttl.saturating_sub(age).as_secs();
     let cache_control = if policy.ttl.is_zero() {
@@ -102,11 +106,123 @@ pub async fn daily_usage(
     State(state): State<AppState>,
     context: Context,
 ) -> Result<Response, AppError> {
-    let freshness = Arc::new(Freshness::default());
+    serve(&state, &context, DAILY_USAGE_OPERATION, render_daily_usage).await
+}
+
+pub async fn user_visits(
+    State(state): State<AppState>,
+    context: Context,
+) -> Result<Response, AppError> {
+    serve(&state, &context, USER_VISITS_OPERATION, render_user_visits).await
+}
+
+type Render = for<'a> fn(
+    &'a AppState,
+    &'a Context,
+    &'a Arc<Freshness>,
+) -> futures_util::future::BoxFuture<'a, Result<String, AppError>>;
+
+fn render_daily_usage<'a>(
+    state: &'a AppState,
+    context: &'a Context,
+    freshness: &'a Arc<Freshness>,
+) -> futures_util::future::BoxFuture<'a, Result<String, AppError>> {
+    Box::pin(daily_usage_body(state, context, freshness))
+}
+
+fn render_user_visits<'a>(
+    state: &'a AppState,
+    context: &'a Context,
+    freshness: &'a Arc<Freshness>,
+) -> futures_util::future::BoxFuture<'a, Result<String, AppError>> {
+    Box::pin(user_visits_body(state, context, freshness))
+}
+
+/// A rendered legacy body and when the data behind it was read.
+pub struct Rendered {
+    body: axum::body::Bytes,
+    data_read_at: Instant,
+    source: Source,
+}
+
+/// The rendered bodies, fresh as long as their data is: a dashboard polling a
+/// report gets the bytes without re-running the operation and re-serialising
+/// thousands of rows. A miss takes the GraphQL road as always.
+pub type RenderedCache = moka::future::Cache<&'static str, Arc<Rendered>>;
+
+pub fn rendered_cache(ttl: Duration) -> RenderedCache {
+    moka::future::Cache::builder()
+        .max_capacity(8)
+        .time_to_live(ttl.max(Duration::from_millis(1)))
+        .build()
+}
+
+async fn serve(
+    state: &AppState,
+    context: &Context,
+    name: &'static str,
+    render: Render,
+) -> Result<Response, AppError> {
+    let ttl = state.config.cache.ttl;
+    if ttl.is_zero() {
+        let freshness = Arc::new(Freshness::default());
+        let body = render(state, context, &freshness).await?;
+        let (age, source) = freshness.get().unwrap_or((Duration::ZERO, Source::Miss));
+        return Ok(legacy_json(state, age, source, body.into()));
+    }
+    if let Some(hit) = state.rendered.get(name).await {
+        if hit.data_read_at.elapsed() < ttl {
+            return Ok(legacy_json(
+                state,
+                hit.data_read_at.elapsed(),
+                Source::Hit,
+                hit.body.clone(),
+            ));
+        }
+        state.rendered.invalidate(name).await;
+    }
+    let started = Instant::now();
+    let rendered = state
+        .rendered
+        .try_get_with(name, async {
+            let freshness = Arc::new(Freshness::default());
+            let body = render(state, context, &freshness).await?;
+            let (age, source) = freshness.get().unwrap_or((Duration::ZERO, Source::Miss));
+            let data_read_at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+            Ok::<_, AppError>(Arc::new(Rendered {
+                body: body.into(),
+                data_read_at,
+                source,
+            }))
+        })
+        .await
+        .map_err(|e: Arc<AppError>| e.duplicate())?;
+    // Stale data is served (marked) but not kept: the next request asks again.
+    if rendered.source == Source::Stale {
+        state.rendered.invalidate(name).await;
+    }
+    // Callers that joined another's render got bytes they did not fetch.
+    let source = match rendered.source {
+        Source::Miss if rendered.data_read_at < started => Source::Hit,
+        other => other,
+    };
+    Ok(legacy_json(
+        state,
+        rendered.data_read_at.elapsed(),
+        source,
+        rendered.body.clone(),
+    ))
+}
+
+async fn daily_usage_body(
+    state: &AppState,
+    context: &Context,
+    freshness: &Arc<Freshness>,
+) -> Result<String, AppError> {
     let data = run(
-        &state,
-        &context,
-        &freshness,
+        state,
+        context,
+        freshness,
         DAILY_USAGE_OPERATION,
         DAILY_USAGE_QUERY,
         json!({}),
@@ -131,22 +247,22 @@ pub async fn daily_usage(
         let _ = write!(body, "\"{date}\":{visits}");
     }
     body.push_str("}\n");
-    Ok(legacy_json(&state, &freshness, body))
+    Ok(body)
 }
 
-pub async fn user_visits(
-    State(state): State<AppState>,
-    context: Context,
-) -> Result<Response, AppError> {
+async fn user_visits_body(
+    state: &AppState,
+    context: &Context,
+    freshness: &Arc<Freshness>,
+) -> Result<String, AppError> {
     let first = state.analytics.limits().max_page_size;
     let mut body = String::from("{");
     let mut after: Option<String> = None;
-    let freshness = Arc::new(Freshness::default());
     loop {
         let data = run(
-            &state,
-            &context,
-            &freshness,
+            state,
+            context,
+            freshness,
             USER_VISITS_OPERATION,
             USER_VISITS_QUERY,
             json!({ "first": first, "after": after }),
@@ -186,7 +302,7 @@ pub async fn user_visits(
         }
     }
     body.push_str("}\n");
-    Ok(legacy_json(&state, &freshness, body))
+    Ok(body)
 }
 
 /// Python's `str(datetime)`: microseconds only when they are not zero.

@@ -168,3 +168,30 @@ async fn during_an_outage_cached_reports_are_served_marked_stale() {
     proxy.restore();
     drop(pg);
 }
+
+#[tokio::test]
+async fn a_burst_of_identical_rest_reports_runs_one_query_and_gets_the_same_bytes() {
+    let (users, tokens) = random_dataset(7, 120, 900);
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        app.insert(&users, &tokens).await;
+        let before = app.stats.statements();
+        let burst: Vec<_> = (0..40)
+            .map(|_| async {
+                app.get("/api/reports/user_visits")
+                    .await
+                    .text()
+                    .await
+                    .expect("body")
+            })
+            .collect();
+        let bodies = futures_util::future::join_all(burst).await;
+        assert_eq!(app.stats.statements() - before, 1, "{backend:?}");
+        assert!(
+            bodies
+                .iter()
+                .all(|b| *b == crate::reference::legacy_user_visits(&users, &tokens)),
+            "{backend:?}"
+        );
+    }
+}
