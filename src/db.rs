@@ -79,16 +79,18 @@ pub async fn connect(
                 config.db_pool_max
             },
         )
-        .min_connections(0)
+        // One connection kept open (and opened in the background at start, the pool
+        // being lazy): a TLS handshake costs ~0.1 s, which readiness and the first
+        // request should not pay.
+        .min_connections(1)
         .acquire_timeout(config.db_acquire_timeout)
         .connect_timeout(config.db_acquire_timeout)
         .statement_timeout(config.db_statement_timeout)
         .sqlx_logging(false)
         .connect_lazy(!config.database.is_sqlite());
     if config.database.is_sqlite() {
-        // In-memory databases vanish with their last connection; keep one open.
+        // In-memory databases vanish with their last connection: never let it go.
         options
-            .min_connections(1)
             .idle_timeout(None::<std::time::Duration>)
             .max_lifetime(None::<std::time::Duration>);
     }

@@ -132,17 +132,26 @@ pub struct Analytics {
     limits: Limits,
     /// `None` when caching is off (a zero freshness bound).
     cache: Option<Arc<ReportCache>>,
+    /// Users by id, under the same freshness bound.
+    user_cache: Option<moka::future::Cache<i32, entity::users::Model>>,
 }
 
 impl Analytics {
     pub fn new(db: DatabaseConnection, limits: Limits, cache: CachePolicy) -> Self {
         let dialect = Dialect::of(&db);
+        let user_cache = (cache.ttl > Duration::ZERO).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(cache.max_entries.saturating_mul(10))
+                .time_to_live(cache.ttl)
+                .build()
+        });
         let cache = (cache.ttl > Duration::ZERO).then(|| Arc::new(ReportCache::new(cache)));
         Self {
             db,
             dialect,
             limits,
             cache,
+            user_cache,
         }
     }
 

@@ -15,13 +15,36 @@ pub struct UsersPage {
 }
 
 impl Analytics {
-    /// One statement for any number of ids.
+    /// At most one statement for any number of ids; users read within the freshness
+    /// bound come from the cache (a visits page shows the same members again and again).
     pub async fn users_by_ids(&self, ids: &[i32]) -> Result<HashMap<i32, users::Model>> {
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match &self.user_cache {
+                Some(cache) => match cache.get(id).await {
+                    Some(user) => {
+                        found.insert(*id, user);
+                    }
+                    None => missing.push(*id),
+                },
+                None => missing.push(*id),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
         let query = users::Entity::find()
-            .filter(users::Column::Id.is_in(ids.iter().copied()))
+            .filter(users::Column::Id.is_in(missing))
             .all(&self.db);
         let rows = crate::db::named("users_by_ids", query).await?;
-        Ok(rows.into_iter().map(|u| (u.id, u)).collect())
+        for user in rows {
+            if let Some(cache) = &self.user_cache {
+                cache.insert(user.id, user.clone()).await;
+            }
+            found.insert(user.id, user);
+        }
+        Ok(found)
     }
 
     /// All tokens per user (the legacy `visits`), one statement for any number of ids.

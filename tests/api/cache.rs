@@ -195,3 +195,22 @@ async fn a_burst_of_identical_rest_reports_runs_one_query_and_gets_the_same_byte
         );
     }
 }
+
+#[tokio::test]
+async fn a_repeated_visits_page_with_users_runs_no_statement() {
+    let (users, tokens) = random_dataset(8, 150, 1_000);
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        app.insert(&users, &tokens).await;
+        let query = "{ visitsPerUser(first: 50, orderBy: VISITS_DESC) { edges { node { userId user { firstName } } } } }";
+        let first = app.graphql(query, json!({})).await;
+        let before = app.stats.statements();
+        let again = app.graphql(query, json!({})).await;
+        assert_eq!(
+            app.stats.statements() - before,
+            0,
+            "{backend:?}: visits and users come from the cache"
+        );
+        assert_eq!(first, again);
+    }
+}

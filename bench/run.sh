@@ -1,0 +1,344 @@
+#!/usr/bin/env bash
+# Benchmark of the gateway against the database alone (issue 7).
+# Run from the repository root:   bash bench/run.sh
+# See bench/README.md for what it measures and how to read the table.
+#
+# Knobs (environment):
+#   BENCH_RESEED=1          drop and re-seed the bench databases even if they look right
+#   BENCH_SCALES="demo 10m" which scales to run (default both)
+#   BENCH_DURATION=10       seconds of load per wrk / pgbench run
+#   BENCH_CONNECTIONS=64    concurrent connections for wrk and clients for pgbench
+#   PGHOST/PGPORT/PGUSER    the PostgreSQL server (default 127.0.0.1:5432, postgres, trust auth)
+# Any other variable the gateway reads (DB_POOL_MAX, cache settings, ...) is
+# inherited by the gateway processes this script starts.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BENCH=$ROOT/bench
+PY=(python3 "$BENCH/lib/bench.py")
+
+export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
+SCALES=${BENCH_SCALES:-"demo 10m"}
+DURATION=${BENCH_DURATION:-10}
+CONNS=${BENCH_CONNECTIONS:-64}
+RESEED=${BENCH_RESEED:-0}
+SEED=42
+PGBENCH_GRACE=5   # seconds pgbench may overrun before in-flight queries are cancelled
+REPORT_LIST=(daily_usage user_visits usageByDay visitsPerUser)
+
+STAMP=$(date +%Y%m%d-%H%M)
+WORK=$BENCH/work/run-$STAMP
+RESULTS_DIR=$BENCH/results
+RESULTS=$WORK/results.jsonl
+mkdir -p "$WORK" "$RESULTS_DIR"
+: > "$RESULTS"
+T_START=$(date +%s)
+SEED_SECONDS=0
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+psql_q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+
+# ------------------------------------------------------------------ cleanup
+GW_PID=""
+RSS_PID=""
+PGB_PID=""
+cleanup() {
+    [[ -n $RSS_PID ]] && kill "$RSS_PID" 2>/dev/null || true
+    [[ -n $PGB_PID ]] && kill "$PGB_PID" 2>/dev/null || true
+    if [[ -n $GW_PID ]] && kill -0 "$GW_PID" 2>/dev/null; then
+        kill -TERM "$GW_PID" 2>/dev/null || true
+        sleep 1
+        kill -KILL "$GW_PID" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+# ------------------------------------------------------------------ tools
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+install_tools() {
+    local missing=()
+    command -v wrk >/dev/null || missing+=(wrk)
+    command -v pgbench >/dev/null || missing+=(postgresql-client)
+    command -v psql >/dev/null || missing+=(postgresql-client)
+    command -v curl >/dev/null || missing+=(curl)
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]} with apt"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    # Debian's PostgreSQL 15 ships pgbench in the server package; contrib pulls it in.
+    if ! command -v pgbench >/dev/null; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-contrib >/dev/null
+    fi
+    command -v wrk >/dev/null && command -v pgbench >/dev/null || die "wrk/pgbench not available"
+}
+
+ensure_postgres() {
+    if ! pg_isready -q; then
+        log "PostgreSQL is down; starting it"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+        for _ in $(seq 1 50); do pg_isready -q && break; sleep 0.2; done
+        pg_isready -q || die "PostgreSQL on $PGHOST:$PGPORT is not ready"
+    fi
+}
+
+# ------------------------------------------------------------------ databases
+scale_db()     { echo "gw_bench_$1"; }
+scale_users()  { case $1 in demo) echo 1000 ;; 10m) echo 100000 ;; *) die "unknown scale $1" ;; esac; }
+scale_tokens() { case $1 in demo) echo 2500 ;; 10m) echo 10000000 ;; *) die "unknown scale $1" ;; esac; }
+db_url() { echo "postgres://$PGUSER@$PGHOST:$PGPORT/$1"; }
+
+prepare_db() {
+    local scale=$1 db users tokens counts t0
+    db=$(scale_db "$scale"); users=$(scale_users "$scale"); tokens=$(scale_tokens "$scale")
+    counts=$(psql_q -d "$db" -c "SELECT (SELECT count(*) FROM users) || ' ' || (SELECT count(*) FROM tokens)" 2>/dev/null || true)
+    if [[ $RESEED != 1 && $counts == "$users $tokens" ]]; then
+        log "$db: reusing ($users users, $tokens tokens)"
+    else
+        log "$db: (re)creating and seeding $users users / $tokens tokens (was: '${counts:-absent}')"
+        t0=$(date +%s)
+        psql_q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+        psql_q -d postgres -c "CREATE DATABASE $db"
+        DATABASE_URL=$(db_url "$db") RUST_LOG=warn "$BIN" seed --users "$users" --tokens "$tokens" --seed "$SEED" \
+            > "$WORK/seed-$scale.log" 2>&1 || { tail -20 "$WORK/seed-$scale.log" >&2; die "seeding $db failed"; }
+        psql_q -d "$db" -c "VACUUM (ANALYZE)"
+        SEED_SECONDS=$((SEED_SECONDS + $(date +%s) - t0))
+    fi
+    # Apply pending migrations (e.g. new indexes) now, so no one-time index
+    # build lands inside a measured ready time.
+    DATABASE_URL=$(db_url "$db") RUST_LOG=warn "$BIN" migrate > "$WORK/migrate-$scale.log" 2>&1 \
+        || { tail -20 "$WORK/migrate-$scale.log" >&2; die "migrating $db failed"; }
+}
+
+# Wait until no query of an earlier phase still runs on $1; cancel leftovers
+# (e.g. uncached report queries the gateway was still running when wrk stopped).
+quiesce() {
+    local db=$1 n i
+    local active="FROM pg_stat_activity WHERE datname = '$db' AND state = 'active' AND backend_type = 'client backend'"
+    for i in $(seq 1 300); do
+        n=$(psql_q -d postgres -c "SELECT count(*) $active")
+        [[ $n == 0 ]] && return 0
+        if ((i == 20)); then
+            log "cancelling $n leftover queries on $db"
+            psql_q -d postgres -c "SELECT count(pg_cancel_backend(pid)) $active" >/dev/null
+        elif ((i == 200)); then
+            psql_q -d postgres -c "SELECT count(pg_terminate_backend(pid)) $active" >/dev/null
+        fi
+        sleep 0.1
+    done
+    die "queries still running on $db"
+}
+
+# ------------------------------------------------------------------ gateway
+# start_gateway SCALE TAG: sets GW_PID, GW_PORT, GW_READY (ms from spawn to first 200).
+start_gateway() {
+    local scale=$1 tag=$2 db out
+    db=$(scale_db "$scale")
+    GW_PORT=$("${PY[@]}" freeport)
+    out=$(env DATABASE_URL="$(db_url "$db")" APP_PORT="$GW_PORT" BIND_ADDRESS=127.0.0.1 \
+        LOG_FORMAT=json RUST_LOG=warn SHUTDOWN_DRAIN_SECONDS=1 \
+        "${PY[@]}" spawn "$WORK/gateway-$scale-$tag.log" "$GW_PORT" -- "$BIN" serve)
+    read -r GW_PID GW_READY <<<"$out"
+    "${PY[@]}" record "$RESULTS" ready "$scale" "$tag" ready_ms="$GW_READY"
+    log "gateway ($scale, $tag) pid $GW_PID on :$GW_PORT ready in $GW_READY ms"
+}
+
+stop_gateway() {
+    [[ -n $GW_PID ]] || return 0
+    kill -TERM "$GW_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$GW_PID" 2>/dev/null || true
+    GW_PID=""
+}
+
+report_path() {
+    case $1 in
+        daily_usage) echo /api/reports/daily_usage ;;
+        user_visits) echo /api/reports/user_visits ;;
+        usageByDay | visitsPerUser) echo /graphql ;;
+    esac
+}
+report_body() {  # empty for GET reports
+    case $1 in usageByDay | visitsPerUser) echo "$BENCH/queries/$1.json" ;; *) echo "" ;; esac
+}
+
+# request REPORT BODY_OUT: one request with curl; prints "http_code time_total size".
+request() {
+    local rep=$1 out=$2 body args=()
+    body=$(report_body "$rep")
+    [[ -n $body ]] && args=(-H 'Content-Type: application/json' --data-binary "@$body")
+    curl -sS -o "$out" -w '%{http_code} %{time_total} %{size_download}' --max-time 600 \
+        "${args[@]}" "http://127.0.0.1:$GW_PORT$(report_path "$rep")" || echo "000 0 0"
+}
+
+# ok_body REPORT FILE: the answer looks like a real report (not a GraphQL error).
+ok_body() {
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+rep, path = sys.argv[1], sys.argv[2]
+try:
+    d = json.load(open(path))
+except Exception:
+    sys.exit(1)
+if rep in ("usageByDay", "visitsPerUser"):
+    sys.exit(0 if isinstance(d, dict) and d.get("data") and not d.get("errors") else 1)
+sys.exit(0 if isinstance(d, dict) and len(d) > 0 else 1)
+EOF
+}
+
+# ------------------------------------------------------------------ phases
+rss_start() {  # PID FILE: max VmRSS (kB) of PID, sampled every 200 ms, into FILE
+    local pid=$1 file=$2
+    echo 0 > "$file"
+    (
+        max=0
+        while kill -0 "$pid" 2>/dev/null; do
+            v=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+            if [[ -n $v ]] && ((v > max)); then max=$v; echo "$max" > "$file"; fi
+            sleep 0.2
+        done
+    ) &
+    RSS_PID=$!
+}
+rss_stop() { kill "$RSS_PID" 2>/dev/null || true; wait "$RSS_PID" 2>/dev/null || true; RSS_PID=""; }
+
+cold_phase() {
+    local scale=$1 db plans rep res code t size exec plan ok
+    db=$(scale_db "$scale")
+    plans=$RESULTS_DIR/plans-$scale.txt
+    {
+        echo "# EXPLAIN (ANALYZE, BUFFERS) of the plain report SQL, database $db ($(scale_users "$scale") users, $(scale_tokens "$scale") tokens)"
+        echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $(psql_q -d postgres -c 'SHOW server_version')"
+    } > "$plans"
+    # Bring both tables into the OS page cache, so "cold" below means the
+    # gateway's cache is empty, not that the disk is.
+    psql_q -d "$db" -c "SELECT count(*), count(used_at) FROM tokens" >/dev/null
+    psql_q -d "$db" -c "SELECT count(*) FROM users" >/dev/null
+    for rep in "${REPORT_LIST[@]}"; do
+        quiesce "$db"
+        plan=$WORK/plan-$scale-$rep.txt
+        psql_q -d "$db" -c "EXPLAIN (ANALYZE, BUFFERS) $(cat "$BENCH/sql/$rep.sql")" > "$plan"
+        exec=$(sed -n 's/^Execution Time: \([0-9.]*\) ms$/\1/p' "$plan")
+        { echo; echo "## $rep"; cat "$BENCH/sql/$rep.sql"; echo; cat "$plan"; } >> "$plans"
+        "${PY[@]}" record "$RESULTS" explain "$scale" "$rep" exec_ms="$exec"
+
+        quiesce "$db"
+        start_gateway "$scale" "cold-$rep"
+        res=$(request "$rep" "$WORK/cold-$scale-$rep.body")
+        read -r code t size <<<"$res"
+        ok=1; ok_body "$rep" "$WORK/cold-$scale-$rep.body" || ok=0
+        "${PY[@]}" record "$RESULTS" cold "$scale" "$rep" http_code="$code" time_total_s="$t" bytes="$size" \
+            ready_ms="$GW_READY" body_ok="$ok"
+        log "cold $scale $rep: HTTP $code in ${t}s (raw SQL ${exec} ms)$( ((ok)) || echo ' -- BODY NOT A REPORT')"
+        stop_gateway
+    done
+}
+
+load_phase() {
+    local scale=$1 db rep body res code ok rssf
+    db=$(scale_db "$scale")
+    quiesce "$db"
+    start_gateway "$scale" load
+    for rep in "${REPORT_LIST[@]}"; do
+        # One request first: checks the answer, and makes the runs below "hot".
+        res=$(request "$rep" "$WORK/warm-$scale-$rep.body")
+        read -r code _ _ <<<"$res"
+        ok=1; ok_body "$rep" "$WORK/warm-$scale-$rep.body" || ok=0
+        [[ $code == 200 && $ok == 1 ]] || log "WARNING: $scale $rep warm-up answered HTTP $code (body ok: $ok)"
+        quiesce "$db"
+        body=$(report_body "$rep")
+        rssf=$WORK/rss-$scale-$rep
+        rss_start "$GW_PID" "$rssf"
+        BENCH_BODY_FILE=$body wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$BENCH/wrk.lua" \
+            "http://127.0.0.1:$GW_PORT$(report_path "$rep")" > "$WORK/wrk-$scale-$rep.txt" 2>&1 \
+            || { cat "$WORK/wrk-$scale-$rep.txt" >&2; die "wrk failed"; }
+        rss_stop
+        "${PY[@]}" wrk "$RESULTS" "$scale" "$rep" "$WORK/wrk-$scale-$rep.txt" "$(cat "$rssf")"
+        log "wrk $scale $rep: $(grep -E 'Requests/sec|Non-2xx|Socket errors' "$WORK/wrk-$scale-$rep.txt" | tr -s ' ' | paste -sd';')"
+        kill -0 "$GW_PID" 2>/dev/null || die "the gateway died during the $rep load; see $WORK/gateway-$scale-load.log"
+    done
+    stop_gateway
+    quiesce "$db"
+}
+
+pgbench_phase() {
+    local scale=$1 db rep prefix out t0 now cancelled wall
+    db=$(scale_db "$scale")
+    for rep in "${REPORT_LIST[@]}"; do
+        quiesce "$db"
+        prefix=$WORK/pgblog-$scale-$rep
+        out=$WORK/pgbench-$scale-$rep.txt
+        rm -f "$prefix".*
+        t0=$(date +%s%N)
+        pgbench -n -c "$CONNS" -j 2 -T "$DURATION" -r --log --log-prefix="$prefix" \
+            -f "$BENCH/sql/$rep.sql" "$db" > "$out" 2>&1 &
+        PGB_PID=$!
+        cancelled=0
+        # pgbench lets every in-flight transaction finish after -T; when one
+        # query takes longer than the run, cancel what is still running after
+        # a grace period (counted as "cut" in the table).
+        while kill -0 "$PGB_PID" 2>/dev/null; do
+            now=$(date +%s%N)
+            if ((cancelled == 0 && now - t0 > (DURATION + PGBENCH_GRACE) * 1000000000)); then
+                cancelled=$(psql_q -d postgres -c "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity
+                    WHERE datname = '$db' AND application_name = 'pgbench' AND state = 'active'
+                    AND backend_type = 'client backend'")
+                ((cancelled > 0)) || cancelled=-1
+            fi
+            sleep 0.1
+        done
+        wait "$PGB_PID" || true   # exits 2 when clients were cancelled
+        PGB_PID=""
+        ((cancelled >= 0)) || cancelled=0
+        wall=$(python3 -c "print(($(date +%s%N) - $t0) / 1e9)")
+        "${PY[@]}" pgbench "$RESULTS" "$scale" "$rep" "$out" "$prefix" "$cancelled" "$wall"
+        log "pgbench $scale $rep: $(grep -E '^tps|actually processed' "$out" | paste -sd';') cancelled=$cancelled"
+    done
+}
+
+# ------------------------------------------------------------------ main
+install_tools
+ensure_postgres
+
+log "building the release binary"
+cargo build --release --locked
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/coworking-gateway
+[[ -x $BIN ]] || die "no binary at $BIN"
+
+for scale in $SCALES; do
+    prepare_db "$scale"
+done
+
+for scale in $SCALES; do
+    log "=== scale $scale: cold requests and raw SQL"
+    cold_phase "$scale"
+    log "=== scale $scale: load (wrk)"
+    load_phase "$scale"
+    log "=== scale $scale: baseline (pgbench)"
+    pgbench_phase "$scale"
+done
+
+# ------------------------------------------------------------------ report
+META=$WORK/meta.md
+{
+    echo "- date: $(date '+%Y-%m-%d %H:%M:%S %Z')"
+    echo "- git commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ' + uncommitted changes') ($(git log -1 --format=%s))"
+    echo "- binary: \`$(realpath --relative-to="$ROOT" "$BIN")\`, built $(date -r "$BIN" '+%Y-%m-%d %H:%M'), $(($(stat -c %s "$BIN") / 1024 / 1024)) MB"
+    echo "- CPU: $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), nproc $(nproc)"
+    echo "- PostgreSQL: $(psql_q -d postgres -c 'SELECT version()' | cut -d, -f1) (shared_buffers $(psql_q -d postgres -c 'SHOW shared_buffers'), max_parallel_workers_per_gather $(psql_q -d postgres -c 'SHOW max_parallel_workers_per_gather'))"
+    echo "- tools: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(pgbench --version), $(curl --version | head -1 | cut -d' ' -f1-2)"
+    echo "- load: $CONNS connections, ${DURATION} s per run; wrk -t2, pgbench -j 2; seed $SEED; scales: $SCALES"
+    echo "- gateway env: APP_PORT=<free port> BIND_ADDRESS=127.0.0.1 LOG_FORMAT=json RUST_LOG=warn SHUTDOWN_DRAIN_SECONDS=1, \`serve\` (migrated beforehand by \`coworking-gateway migrate\`, as the k8s Job does)$(env | grep -E '^(CACHE|DB|GRAPHQL|MAX|ROLLUP|METRICS)_' | grep -v '^DB_PASSWORD' | sort | sed 's/^/ /' | tr -d '\n')"
+    echo "- run: $(( $(date +%s) - T_START )) s in all, of which seeding ${SEED_SECONDS} s; raw logs in \`bench/work/run-$STAMP/\`"
+    echo
+    echo "Memory (\`free -h\`):"
+    echo
+    echo '```'
+    free -h
+    echo '```'
+} > "$META"
+
+BENCH_DURATION=$DURATION BENCH_CONNECTIONS=$CONNS "${PY[@]}" report "$RESULTS" "$META" "$RESULTS_DIR/latest.md" "$RESULTS_DIR/$STAMP.md"
+log "written: bench/results/latest.md, bench/results/$STAMP.md, bench/results/plans-*.txt"

@@ -1,0 +1,1 @@
+SELECT (created_at AT TIME ZONE 'UTC' AT TIME ZONE 'America/New_York')::date AS d, COUNT(used_at), COUNT(*), COUNT(DISTINCT user_id) FILTER (WHERE used_at IS NOT NULL) FROM tokens WHERE created_at >= '2023-01-20 05:00:00' AND created_at < '2023-02-19 05:00:00' GROUP BY d ORDER BY d;
