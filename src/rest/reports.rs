@@ -106,36 +106,45 @@ pub async fn daily_usage(
     State(state): State<AppState>,
     context: Context,
 ) -> Result<Response, AppError> {
-    serve(&state, &context, DAILY_USAGE_OPERATION, render_daily_usage).await
+    serve(&state, &context, Report::DailyUsage).await
 }
 
 pub async fn user_visits(
     State(state): State<AppState>,
     context: Context,
 ) -> Result<Response, AppError> {
-    serve(&state, &context, USER_VISITS_OPERATION, render_user_visits).await
+    serve(&state, &context, Report::UserVisits).await
 }
 
-type Render = for<'a> fn(
-    &'a AppState,
-    &'a Context,
-    &'a Arc<Freshness>,
-) -> futures_util::future::BoxFuture<'a, Result<String, AppError>>;
-
-fn render_daily_usage<'a>(
-    state: &'a AppState,
-    context: &'a Context,
-    freshness: &'a Arc<Freshness>,
-) -> futures_util::future::BoxFuture<'a, Result<String, AppError>> {
-    Box::pin(daily_usage_body(state, context, freshness))
+/// The two legacy reports: each a fixed GraphQL operation and a body writer.
+#[derive(Clone, Copy)]
+enum Report {
+    DailyUsage,
+    UserVisits,
 }
 
-fn render_user_visits<'a>(
-    state: &'a AppState,
-    context: &'a Context,
-    freshness: &'a Arc<Freshness>,
-) -> futures_util::future::BoxFuture<'a, Result<String, AppError>> {
-    Box::pin(user_visits_body(state, context, freshness))
+impl Report {
+    fn name(self) -> &'static str {
+        match self {
+            Self::DailyUsage => DAILY_USAGE_OPERATION,
+            Self::UserVisits => USER_VISITS_OPERATION,
+        }
+    }
+
+    /// Runs the operation and writes the body, with the age and source of its data.
+    async fn render(
+        self,
+        state: &AppState,
+        context: &Context,
+    ) -> Result<(String, Duration, Source), AppError> {
+        let freshness = Arc::new(Freshness::default());
+        let body = match self {
+            Self::DailyUsage => daily_usage_body(state, context, &freshness).await?,
+            Self::UserVisits => user_visits_body(state, context, &freshness).await?,
+        };
+        let (age, source) = freshness.get().unwrap_or((Duration::ZERO, Source::Miss));
+        Ok((body, age, source))
+    }
 }
 
 /// A rendered legacy body and when the data behind it was read.
@@ -157,17 +166,11 @@ pub fn rendered_cache(ttl: Duration) -> RenderedCache {
         .build()
 }
 
-async fn serve(
-    state: &AppState,
-    context: &Context,
-    name: &'static str,
-    render: Render,
-) -> Result<Response, AppError> {
+async fn serve(state: &AppState, context: &Context, report: Report) -> Result<Response, AppError> {
     let ttl = state.config.cache.ttl;
+    let name = report.name();
     if ttl.is_zero() {
-        let freshness = Arc::new(Freshness::default());
-        let body = render(state, context, &freshness).await?;
-        let (age, source) = freshness.get().unwrap_or((Duration::ZERO, Source::Miss));
+        let (body, age, source) = report.render(state, context).await?;
         return Ok(legacy_json(state, age, source, body.into()));
     }
     if let Some(hit) = state.rendered.get(name).await {
@@ -185,9 +188,7 @@ async fn serve(
     let rendered = state
         .rendered
         .try_get_with(name, async {
-            let freshness = Arc::new(Freshness::default());
-            let body = render(state, context, &freshness).await?;
-            let (age, source) = freshness.get().unwrap_or((Duration::ZERO, Source::Miss));
+            let (body, age, source) = report.render(state, context).await?;
             let data_read_at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
             Ok::<_, AppError>(Arc::new(Rendered {
                 body: body.into(),

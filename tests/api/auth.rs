@@ -99,6 +99,9 @@ async fn with_auth_on_every_data_road_refuses_bad_credentials_and_probes_stay_op
         ("authorization", format!("Bearer {API_KEY}")),
         ("authorization", format!("Bearer {valid_hs}")),
     ];
+    let bearer = |token: String| Some(("authorization", format!("Bearer {token}")));
+    let hs_token = |claims: serde_json::Value| jwt(Algorithm::HS256, &hs, claims);
+    let other_key = EncodingKey::from_secret(b"another-secret-another-secret-another");
     let mut refused: Vec<(&str, Option<(&str, String)>)> = vec![
         ("no credentials", None),
         (
@@ -115,88 +118,31 @@ async fn with_auth_on_every_data_road_refuses_bad_credentials_and_probes_stay_op
         ),
         (
             "expired",
-            Some((
-                "authorization",
-                format!(
-                    "Bearer {}",
-                    jwt(
-                        Algorithm::HS256,
-                        &hs,
-                        json!({ "aud": AUDIENCE, "exp": now() - 120 })
-                    )
-                ),
-            )),
+            bearer(hs_token(json!({ "aud": AUDIENCE, "exp": now() - 120 }))),
         ),
         (
             "not yet valid",
-            Some((
-                "authorization",
-                format!(
-                    "Bearer {}",
-                    jwt(
-                        Algorithm::HS256,
-                        &hs,
-                        json!({ "aud": AUDIENCE, "exp": now() + 600, "nbf": now() + 300 })
-                    )
-                ),
+            bearer(hs_token(
+                json!({ "aud": AUDIENCE, "exp": now() + 600, "nbf": now() + 300 }),
             )),
         ),
         (
             "wrong audience",
-            Some((
-                "authorization",
-                format!(
-                    "Bearer {}",
-                    jwt(
-                        Algorithm::HS256,
-                        &hs,
-                        json!({ "aud": "someone-else", "exp": now() + 600 })
-                    )
-                ),
+            bearer(hs_token(
+                json!({ "aud": "someone-else", "exp": now() + 600 }),
             )),
         ),
         (
             "no audience",
-            Some((
-                "authorization",
-                format!(
-                    "Bearer {}",
-                    jwt(Algorithm::HS256, &hs, json!({ "exp": now() + 600 }))
-                ),
-            )),
+            bearer(hs_token(json!({ "exp": now() + 600 }))),
         ),
-        (
-            "no expiry",
-            Some((
-                "authorization",
-                format!(
-                    "Bearer {}",
-                    jwt(Algorithm::HS256, &hs, json!({ "aud": AUDIENCE }))
-                ),
-            )),
-        ),
+        ("no expiry", bearer(hs_token(json!({ "aud": AUDIENCE })))),
         (
             "wrong signature",
-            Some((
-                "authorization",
-                format!(
-                    "Bearer {}",
-                    jwt(
-                        Algorithm::HS256,
-                        &EncodingKey::from_secret(b"another-secret-another-secret-another"),
-                        good.clone()
-                    )
-                ),
-            )),
+            bearer(jwt(Algorithm::HS256, &other_key, good.clone())),
         ),
-        (
-            "tampered payload",
-            Some(("authorization", format!("Bearer {}", tamper(&valid_hs)))),
-        ),
-        (
-            "alg none",
-            Some(("authorization", format!("Bearer {}", alg_none(&valid_hs)))),
-        ),
+        ("tampered payload", bearer(tamper(&valid_hs))),
+        ("alg none", bearer(alg_none(&valid_hs))),
     ];
     if let Some(pem) = &keys.rsa_private {
         let rs = EncodingKey::from_rsa_pem(pem).expect("rsa key");
