@@ -109,7 +109,14 @@ pub async fn graphql_get(
         .into_response();
     }
     match parse_query_string(&query) {
-        Ok(request) => {
+        Ok(mut request) => {
+            // The GraphQL-over-HTTP spec names it `operationName`; the parser only reads
+            // `operation_name`, so stock clients' GETs would run the wrong operation.
+            if let Some((_, name)) =
+                url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "operationName")
+            {
+                request.operation_name = Some(name.into_owned());
+            }
             let request = with_context(request, &context);
             GraphQLResponse::from(state.schema.execute(request).await).into_response()
         }

@@ -198,3 +198,30 @@ fn sha256_hex(input: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[tokio::test]
+async fn get_runs_the_operation_named_by_operation_name() {
+    let (users, tokens) = random_dataset(3, 5, 10);
+    let doc = "query A { summary { users } } query B { summary { tokensIssued } }";
+    let encoded: String = url::form_urlencoded::byte_serialize(doc.as_bytes()).collect();
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        app.insert(&users, &tokens).await;
+        for (name, field, want) in [
+            ("A", "users", users.len()),
+            ("B", "tokensIssued", tokens.len()),
+        ] {
+            let body: serde_json::Value = app
+                .get(&format!("/graphql?query={encoded}&operationName={name}"))
+                .await
+                .json()
+                .await
+                .expect("a JSON answer");
+            assert_eq!(
+                body["data"]["summary"][field],
+                json!(want),
+                "{backend:?} {name}: {body}"
+            );
+        }
+    }
+}
