@@ -1,16 +1,22 @@
-//! `/graphql` over HTTP (POST JSON, GET query string) and the offline playground page.
+//! `/graphql` over HTTP, as the GraphQL-over-HTTP spec says: POST with a JSON body,
+//! GET with a query string (queries only), the answer's media type negotiated from
+//! `Accept`, and the IDE page for browsers.
 
-use async_graphql::http::parse_query_string;
-use async_graphql::{BatchRequest, ParseRequestError};
-use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
-use axum::Json;
-use serde_json::json;
+mod accept;
+mod request;
+
 use std::sync::Arc;
 
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse};
 use axum::Extension;
+use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use serde::Serialize;
+
+pub use accept::Media;
 
 use crate::error::AppError;
 use crate::startup::AppState;
@@ -29,63 +35,36 @@ pub fn with_context(request: async_graphql::Request, context: &Context) -> async
 /// A self-contained playground: no CDN, so it works on an air-gapped laptop or cluster.
 const PLAYGROUND: &str = include_str!("../assets/playground.html");
 
-/// The GraphQL extractor's rejections as JSON errors a person can act on.
-pub struct JsonRejection(ParseRequestError);
-
-impl From<ParseRequestError> for JsonRejection {
-    fn from(e: ParseRequestError) -> Self {
-        Self(e)
-    }
-}
-
-impl IntoResponse for JsonRejection {
-    fn into_response(self) -> Response {
-        let text = format!("{}", self.0);
-        // A streamed body cut off by MAX_BODY_BYTES surfaces as an I/O error.
-        if matches!(self.0, ParseRequestError::PayloadTooLarge)
-            || text.contains("length limit exceeded")
-        {
-            let body = json!({ "error": { "code": "PAYLOAD_TOO_LARGE", "message": "the request body is over the limit (MAX_BODY_BYTES)" } });
-            return (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response();
-        }
-        AppError::BadRequest(format!(
-            "invalid GraphQL request body: {}; send JSON like {{\"query\": \"{{ summary {{ users }} }}\"}}",
-            crate::analytics::time::truncate(&text, 200)
-        ))
-        .into_response()
-    }
-}
-
 pub async fn graphql_post(
     State(state): State<AppState>,
     context: Context,
-    request: GraphQLBatchRequest<JsonRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    let mut batch = request.into_inner();
-    // An empty JSON array arrives as one request with no query and no persisted hash.
-    if let BatchRequest::Single(r) = &batch
-        && r.query.trim().is_empty()
-        && !r.extensions.contains_key("persistedQuery")
-    {
-        return AppError::BadRequest(
-            "empty GraphQL request: send {\"query\": \"…\"} or a batch of 1 to GRAPHQL_MAX_BATCH operations".into(),
-        )
-        .into_response();
+    let media = match accept::negotiate(&headers) {
+        Ok(media) => media,
+        Err(message) => return AppError::NotAcceptable(message).into_response(),
+    };
+    if let Err(message) = json_content_type(&headers) {
+        return AppError::UnsupportedMediaType(message).into_response();
     }
-    if let BatchRequest::Batch(requests) = &batch {
-        let max = state.config.graphql_max_batch;
-        if requests.is_empty() || requests.len() > max {
-            return AppError::BadRequest(format!(
-                "a batch holds {} operations; send 1 to {max} (GRAPHQL_MAX_BATCH)",
-                requests.len()
-            ))
-            .into_response();
-        }
-    }
+    let body = match read_body(body, state.config.max_body_bytes).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    let mut batch = match request::from_json_body(&body, state.config.graphql_max_batch) {
+        Ok(batch) => batch,
+        Err(message) => return AppError::BadRequest(message).into_response(),
+    };
     if let Some(Extension(ctx)) = &context {
         batch = batch.data(ctx.clone());
     }
-    GraphQLResponse::from(state.schema.execute_batch(batch).await).into_response()
+    let single = matches!(batch, BatchRequest::Single(_));
+    match state.schema.execute_batch(batch).await {
+        BatchResponse::Single(response) if single => respond(media, response),
+        BatchResponse::Single(response) => respond_batch(vec![response]),
+        BatchResponse::Batch(responses) => respond_batch(responses),
+    }
 }
 
 pub async fn graphql_get(
@@ -94,12 +73,12 @@ pub async fn graphql_get(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let wants_html = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
-    let query = query.unwrap_or_default();
-    if query.is_empty() {
+    let raw = query.unwrap_or_default();
+    if raw.is_empty() {
+        let wants_html = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
         if wants_html && state.config.graphql_playground {
             return Html(PLAYGROUND).into_response();
         }
@@ -108,22 +87,159 @@ pub async fn graphql_get(
         )
         .into_response();
     }
-    match parse_query_string(&query) {
-        Ok(mut request) => {
-            // The GraphQL-over-HTTP spec names it `operationName`; the parser only reads
-            // `operation_name`, so stock clients' GETs would run the wrong operation.
-            if let Some((_, name)) =
-                url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "operationName")
-            {
-                request.operation_name = Some(name.into_owned());
-            }
-            let request = with_context(request, &context);
-            GraphQLResponse::from(state.schema.execute(request).await).into_response()
-        }
-        Err(e) => (
-            StatusCode::BAD_REQUEST,
-            AppError::BadRequest(format!("invalid GraphQL GET request: {e}")),
-        )
-            .into_response(),
+    let media = match accept::negotiate(&headers) {
+        Ok(media) => media,
+        Err(message) => return AppError::NotAcceptable(message).into_response(),
+    };
+    let request = match request::from_query_string(&raw) {
+        Ok(request) => request,
+        Err(message) => return AppError::BadRequest(message).into_response(),
+    };
+    // GET must not change state (GraphQL over HTTP); this schema has no mutations,
+    // but the answer to asking for one on GET is still "use POST".
+    if let Some(ty @ (OperationType::Mutation | OperationType::Subscription)) =
+        request::operation_type(&request)
+    {
+        let what = if ty == OperationType::Mutation {
+            "a mutation"
+        } else {
+            "a subscription"
+        };
+        return AppError::MethodNotAllowed(format!(
+            "{what} cannot be sent with GET; send it with POST"
+        ))
+        .into_response();
     }
+    let request = with_context(request, &context);
+    respond(media, state.schema.execute(request).await)
+}
+
+/// `application/json` (any charset spelling of UTF-8) is the one request body type.
+fn json_content_type(headers: &HeaderMap) -> Result<(), String> {
+    let advice = "send the request as JSON with Content-Type: application/json";
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(format!("the request has no Content-Type; {advice}"));
+    };
+    let value = value.to_str().unwrap_or("").to_ascii_lowercase();
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or("").trim();
+    if essence != "application/json" {
+        let shown = crate::analytics::time::truncate(essence, 60);
+        return Err(format!("Content-Type {shown:?} is not accepted; {advice}"));
+    }
+    for param in parts {
+        if let Some((k, v)) = param.split_once('=')
+            && k.trim() == "charset"
+            && !matches!(v.trim().trim_matches('"'), "utf-8" | "utf8")
+        {
+            return Err(format!(
+                "charset {:?} is not accepted: JSON is UTF-8; {advice}",
+                crate::analytics::time::truncate(v.trim(), 30)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The whole body, or 413 when it passes MAX_BODY_BYTES (the size-limit layer cuts the stream).
+async fn read_body(body: Body, max: usize) -> Result<Bytes, AppError> {
+    axum::body::to_bytes(body, usize::MAX).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = source {
+            if err.is::<http_body_util::LengthLimitError>() {
+                return AppError::PayloadTooLarge(max);
+            }
+            source = err.source();
+        }
+        AppError::BadRequest(format!(
+            "the request body could not be read: {}",
+            crate::analytics::time::truncate(&e.to_string(), 120)
+        ))
+    })
+}
+
+/// One GraphQL result as the spec frames it: no `data` entry when the request failed
+/// before execution began (parse, validation, variable coercion).
+#[derive(Serialize)]
+struct Framed<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
+/// Whether execution never began: such errors carry no path (field errors always do).
+pub fn is_request_error(response: &async_graphql::Response) -> bool {
+    matches!(response.data, async_graphql::Value::Null)
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+fn body_of(response: &async_graphql::Response) -> Framed<'_> {
+    Framed {
+        data: (!is_request_error(response)).then_some(&response.data),
+        errors: &response.errors,
+        extensions: &response.extensions,
+    }
+}
+
+fn respond(media: Media, response: async_graphql::Response) -> Response {
+    let status = if media == Media::GraphqlResponse && is_request_error(&response) {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let json = match serde_json::to_vec(&body_of(&response)) {
+        Ok(json) => json,
+        Err(e) => {
+            return AppError::Internal(format!("serialising a response: {e}")).into_response();
+        }
+    };
+    finish(status, media, json, &response)
+}
+
+/// Batches are not in the spec; every item keeps its own shape, the answer is 200 JSON.
+fn respond_batch(responses: Vec<async_graphql::Response>) -> Response {
+    let bodies: Vec<Framed<'_>> = responses.iter().map(body_of).collect();
+    let json = match serde_json::to_vec(&bodies) {
+        Ok(json) => json,
+        Err(e) => {
+            return AppError::Internal(format!("serialising a response: {e}")).into_response();
+        }
+    };
+    let mut out = (StatusCode::OK, json).into_response();
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(Media::Json.content_type()),
+    );
+    for response in &responses {
+        out.headers_mut().extend(response.http_headers.clone());
+    }
+    out
+}
+
+fn finish(
+    status: StatusCode,
+    media: Media,
+    json: Vec<u8>,
+    response: &async_graphql::Response,
+) -> Response {
+    let mut out = (status, json).into_response();
+    let headers = out.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media.content_type()),
+    );
+    if response.is_ok()
+        && let Some(value) = response.cache_control.value()
+        && let Ok(value) = HeaderValue::from_str(&value)
+    {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    headers.extend(response.http_headers.clone());
+    // The media type, and with it the status, follows Accept.
+    headers.insert(header::VARY, HeaderValue::from_static("accept"));
+    out
 }

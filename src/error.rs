@@ -15,6 +15,14 @@ pub enum AppError {
         "no such path: see /graphql, /api/reports/daily_usage, /api/reports/user_visits, /health_check, /readiness_check, /metrics"
     )]
     NotFound,
+    #[error("{0}")]
+    NotAcceptable(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("the request body is over the limit of {0} bytes (MAX_BODY_BYTES)")]
+    PayloadTooLarge(usize),
     #[error("the database is unavailable; retry shortly")]
     DatabaseUnavailable,
     #[error("the query took too long and was cancelled")]
@@ -31,6 +39,12 @@ impl AppError {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, codes::BAD_USER_INPUT),
             Self::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            Self::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, "NOT_ACCEPTABLE"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE")
+            }
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             Self::DatabaseUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, codes::DATABASE_UNAVAILABLE)
             }
@@ -46,6 +60,10 @@ impl AppError {
         match self {
             Self::BadRequest(m) => Self::BadRequest(m.clone()),
             Self::NotFound => Self::NotFound,
+            Self::NotAcceptable(m) => Self::NotAcceptable(m.clone()),
+            Self::UnsupportedMediaType(m) => Self::UnsupportedMediaType(m.clone()),
+            Self::MethodNotAllowed(m) => Self::MethodNotAllowed(m.clone()),
+            Self::PayloadTooLarge(n) => Self::PayloadTooLarge(*n),
             Self::DatabaseUnavailable => Self::DatabaseUnavailable,
             Self::Timeout => Self::Timeout,
             Self::RequestTimeout(d) => Self::RequestTimeout(*d),
@@ -70,10 +88,17 @@ impl IntoResponse for AppError {
         if let Self::Internal(detail) = &self {
             tracing::error!(error = %detail, "request failed");
         }
-        (
+        let mut response = (
             status,
             Json(json!({ "error": { "code": code, "message": self.to_string() } })),
         )
-            .into_response()
+            .into_response();
+        if let Self::MethodNotAllowed(_) = self {
+            response.headers_mut().insert(
+                axum::http::header::ALLOW,
+                axum::http::HeaderValue::from_static("POST"),
+            );
+        }
+        response
     }
 }

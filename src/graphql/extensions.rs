@@ -57,15 +57,21 @@ impl ExtensionFactory for ErrorCodes {
 impl Extension for ErrorCodes {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let mut response = next.run(ctx).await;
-        let executed = !matches!(response.data, async_graphql::Value::Null);
+        // One mistake, one error: async-graphql reports some validation errors twice.
+        let mut seen = std::collections::HashSet::new();
+        response
+            .errors
+            .retain(|e| seen.insert((e.message.clone(), format!("{:?}{:?}", e.locations, e.path))));
         for error in &mut response.errors {
-            add_code(error, executed);
+            add_code(error);
         }
         response
     }
 }
 
-fn add_code(error: &mut ServerError, executed: bool) {
+/// The code of an error that has none yet: the parse, validation and coercion checks
+/// and the resolvers set theirs; what is left failed before execution (no path) or in it.
+fn add_code(error: &mut ServerError) {
     if error
         .extensions
         .as_ref()
@@ -74,19 +80,10 @@ fn add_code(error: &mut ServerError, executed: bool) {
     {
         return;
     }
-    let m = error.message.as_str();
-    let code = if m.contains("PersistedQueryNotFound") {
+    // The APQ extension's own error, which has no type of its own to match on.
+    let code = if error.message.contains("PersistedQueryNotFound") {
         codes::PERSISTED_QUERY_NOT_FOUND
-    } else if m.starts_with("Invalid value for argument")
-        || m.starts_with("Invalid value for variable")
-        || m.contains("Failed to parse")
-        || m.contains("Variable \"")
-        || m.contains("Only integers from")
-    {
-        codes::BAD_USER_INPUT
-    } else if !executed && m.trim_start().starts_with("-->") {
-        codes::GRAPHQL_PARSE_FAILED
-    } else if !executed {
+    } else if error.path.is_empty() {
         codes::GRAPHQL_VALIDATION_FAILED
     } else {
         codes::INTERNAL

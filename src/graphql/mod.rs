@@ -1,8 +1,11 @@
 //! The async-graphql schema: one query root per domain, merged; limits, APQ and error codes set in `build_schema`.
 
+mod checks;
+mod conformance;
 mod extensions;
 mod loaders;
 mod scalars;
+mod shape;
 mod usage;
 mod users;
 mod visits;
@@ -47,13 +50,16 @@ pub fn build_schema(
     builder
         .data(analytics)
         .data(metrics)
-        .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         // Outermost first: metrics see the codes ErrorCodes adds.
         .extension(extensions::OperationMetrics)
         .extension(extensions::ErrorCodes)
         .extension(extensions::AliasLimit(limits.max_aliases))
         .extension(ApolloPersistedQueries::new(LruCacheStorage::new(1024)))
+        // Inside APQ, so it sees the query a persisted hash stands for.
+        .extension(conformance::Conformance {
+            max_depth: limits.max_depth,
+        })
         .extension(extensions::PerRequestLoaders)
         .finish()
 }
@@ -80,7 +86,13 @@ impl ErrorExtensions for AnalyticsError {
     fn extend(&self) -> async_graphql::Error {
         let (code, message) = match self {
             AnalyticsError::BadInput { argument, message } => {
-                let e = async_graphql::Error::new(format!("{argument}: {message}"))
+                // Messages may already start with the argument's name ("fill: true needs …").
+                let text = if message.starts_with(argument) {
+                    message.clone()
+                } else {
+                    format!("{argument}: {message}")
+                };
+                let e = async_graphql::Error::new(text)
                     .extend_with(|_, ext| ext.set("argument", *argument));
                 return e.extend_with(|_, ext| ext.set("code", codes::BAD_USER_INPUT));
             }

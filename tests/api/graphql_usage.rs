@@ -316,10 +316,6 @@ async fn bad_usage_arguments_are_bad_user_input_naming_the_argument() {
                 r#"{ usageByDay(from: "2023-01-01", fill: true) { date } }"#,
                 "fill",
             ),
-            (
-                r#"{ usageByDay(granularity: YEAR) { date } }"#,
-                "granularity",
-            ),
             (r#"{ summary(timezone: "") { users } }"#, "timezone"),
         ];
         for (query, argument) in cases {
