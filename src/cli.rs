@@ -43,10 +43,13 @@ pub async fn run(command: Command, mut config: Config) -> ExitCode {
             .await
         }
         Command::Healthcheck => healthcheck(&config).await,
-        Command::Schema => {
-            print!("{}", crate::graphql::sdl());
-            ExitCode::SUCCESS
-        }
+        Command::Schema => match crate::graphql::sdl().await {
+            Ok(sdl) => {
+                print!("{sdl}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("printing the schema", e),
+        },
     }
 }
 

@@ -82,7 +82,9 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if content_type.starts_with("application/json") || content_type.starts_with("text/html") {
+    let json = content_type.starts_with("application/json")
+        || content_type.starts_with("application/graphql-response+json");
+    if json || content_type.starts_with("text/html") {
         return response;
     }
     let (mut parts, body) = response.into_parts();

@@ -10,8 +10,21 @@ fn main() -> ExitCode {
         .clone()
         .unwrap_or(Command::Serve { migrate: false });
     if command == Command::Schema {
-        print!("{}", coworking_gateway::graphql::sdl());
-        return ExitCode::SUCCESS;
+        // No configuration and no database: the schema alone, on a one-thread runtime.
+        let printed = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(coworking_gateway::graphql::sdl()));
+        return match printed {
+            Ok(sdl) => {
+                print!("{sdl}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: printing the schema: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let config = match Config::from_raw(&cli.settings) {
         Ok(config) => config,

@@ -363,3 +363,23 @@ pub fn depth(doc: &ExecutableDocument, operation: &OperationDefinition) -> usize
     }
     go(doc, &operation.selection_set.node, None, 0)
 }
+
+/// Where `operation` asks for `__schema` or `__type` (fragments on the root expanded).
+pub fn introspection_at(doc: &ExecutableDocument, operation: &OperationDefinition) -> Option<Pos> {
+    fn find(doc: &ExecutableDocument, set: &SelectionSet, guard: usize) -> Option<Pos> {
+        if guard > 64 {
+            return None;
+        }
+        set.items.iter().find_map(|item| match &item.node {
+            Selection::Field(f) => {
+                matches!(f.node.name.node.as_str(), "__schema" | "__type").then_some(f.pos)
+            }
+            Selection::InlineFragment(i) => find(doc, &i.node.selection_set.node, guard + 1),
+            Selection::FragmentSpread(s) => doc
+                .fragments
+                .get(&s.node.fragment_name.node)
+                .and_then(|f| find(doc, &f.node.selection_set.node, guard + 1)),
+        })
+    }
+    find(doc, &operation.selection_set.node, 0)
+}

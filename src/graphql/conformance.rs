@@ -10,7 +10,9 @@ use async_graphql::extensions::{
     NextValidation,
 };
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
-use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{
+    IntrospectionMode, Request, Response, ServerError, ServerResult, ValidationResult, Variables,
+};
 
 use super::{checks, codes, shape};
 
@@ -168,7 +170,16 @@ impl Extension for PerRequest {
             Ok(_) if !literals.is_empty() => validation(literals),
             Ok(result) => {
                 let depth = operation.map_or(0, |op| checks::depth(&doc, op));
-                if depth > self.max_depth {
+                let introspection = operation
+                    .filter(|_| registry.introspection_mode == IntrospectionMode::Disabled)
+                    .and_then(|op| checks::introspection_at(&doc, op));
+                if let Some(pos) = introspection {
+                    validation(vec![ServerError::new(
+                        "introspection is turned off on this server (GRAPHQL_INTROSPECTION=false); \
+                         ask its operators for schema.graphql",
+                        Some(pos),
+                    )])
+                } else if depth > self.max_depth {
                     validation(vec![ServerError::new(
                         format!(
                             "Query is nested too deep: {depth} levels of fields, the limit is {} (GRAPHQL_MAX_DEPTH)",

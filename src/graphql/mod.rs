@@ -5,6 +5,7 @@ mod conformance;
 mod extensions;
 mod loaders;
 mod scalars;
+mod sdl;
 mod shape;
 mod usage;
 mod users;
@@ -20,7 +21,7 @@ use async_graphql::{EmptyMutation, EmptySubscription, ErrorExtensions, MergedObj
 use crate::analytics::{Analytics, AnalyticsError};
 use crate::metrics::Metrics;
 
-pub use scalars::Date;
+pub use scalars::{Date, DateTime};
 
 #[derive(MergedObject, Default)]
 pub struct QueryRoot(usage::UsageQuery, visits::VisitsQuery, users::UsersQuery);
@@ -64,11 +65,10 @@ pub fn build_schema(
         .finish()
 }
 
-/// The schema without a database, for printing the SDL.
-pub fn sdl() -> String {
-    Schema::build(QueryRoot::default(), EmptyMutation, EmptySubscription)
-        .finish()
-        .sdl()
+/// The schema's SDL as graphql-js prints it (`schema.graphql`); needs no database.
+pub async fn sdl() -> Result<String, String> {
+    let schema = Schema::build(QueryRoot::default(), EmptyMutation, EmptySubscription).finish();
+    sdl::print(&schema).await
 }
 
 /// Machine-readable codes BI tools can branch on.

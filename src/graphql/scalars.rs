@@ -1,7 +1,7 @@
 //! The `Date` scalar: a calendar date `YYYY-MM-DD`, read in the caller's time zone.
 
 use async_graphql::{InputValueResult, Scalar, ScalarType, Value};
-use chrono::{Datelike, NaiveDate};
+use chrono::{Datelike, FixedOffset, NaiveDate};
 
 use super::bad_input;
 
@@ -55,5 +55,33 @@ impl ScalarType for Date {
             Ok(d) => Value::String(d.format("%Y-%m-%d").to_string()),
             Err(_) => Value::Null,
         }
+    }
+}
+
+/// An instant with the offset it is shown in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateTime(pub chrono::DateTime<FixedOffset>);
+
+/// An instant: an RFC 3339 date-time with its offset from UTC, e.g. `2023-02-07T09:30:00+01:00`.
+#[Scalar(
+    name = "DateTime",
+    specified_by_url = "https://datatracker.ietf.org/doc/html/rfc3339"
+)]
+impl ScalarType for DateTime {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+                .map(Self)
+                .map_err(|_| {
+                    async_graphql::InputValueError::custom(
+                        "expected an RFC 3339 date-time, e.g. 2023-02-07T09:30:00+01:00",
+                    )
+                }),
+            _ => Err(async_graphql::InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.to_rfc3339())
     }
 }

@@ -1,9 +1,8 @@
 //! Query root for usage over time: `usageByDay` and `summary`.
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
-use chrono::{DateTime, FixedOffset};
 
-use super::{Date, gql_err};
+use super::{Date, DateTime, gql_err};
 use crate::analytics::time::{self, Granularity as TimeGranularity};
 use crate::analytics::usage::UsageQuery as Query;
 use crate::analytics::{Analytics, usage};
@@ -32,7 +31,7 @@ pub struct UsageBucket {
     /// Local date on which the bucket starts.
     date: Date,
     /// The bucket's first instant, RFC 3339 with the zone's offset at that instant.
-    start: DateTime<FixedOffset>,
+    start: DateTime,
     /// `start` as milliseconds since the Unix epoch (for Grafana).
     start_epoch_ms: f64,
     /// Tokens used, bucketed by when they were created (the legacy daily-usage definition).
@@ -49,7 +48,7 @@ impl From<usage::UsageBucket> for UsageBucket {
         let start_epoch_ms = b.start.timestamp_millis() as f64;
         Self {
             date: Date::new(b.date),
-            start: b.start,
+            start: DateTime(b.start),
             start_epoch_ms,
             visits: b.visits,
             tokens_issued: b.tokens_issued,

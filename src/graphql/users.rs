@@ -3,12 +3,11 @@
 use async_graphql::{ComplexObject, Context, Object, Result, SimpleObject};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, FixedOffset};
 use entity::users;
 
 use super::loaders::Loaders;
 use super::visits::{PageInfo, page_size, utc};
-use super::{bad_input, gql_err};
+use super::{DateTime, bad_input, gql_err};
 use crate::analytics::Analytics;
 
 /// A member of the coworking space.
@@ -18,7 +17,7 @@ pub struct User {
     id: i32,
     first_name: String,
     last_name: String,
-    joined_at: DateTime<FixedOffset>,
+    joined_at: DateTime,
     is_active: bool,
 }
 

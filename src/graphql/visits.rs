@@ -1,10 +1,10 @@
 //! Query root for visits per user: a Relay-style connection with keyset cursors.
 
 use async_graphql::{ComplexObject, Context, Enum, Object, Result, SimpleObject};
-use chrono::{DateTime, FixedOffset, NaiveDateTime};
+use chrono::NaiveDateTime;
 
 use super::users::User;
-use super::{Date, bad_input, gql_err};
+use super::{Date, DateTime, bad_input, gql_err};
 use crate::analytics::visits::{self, Cursor, VisitsFilter};
 use crate::analytics::{Analytics, time};
 
@@ -29,8 +29,8 @@ impl From<VisitsOrder> for visits::VisitsOrder {
     }
 }
 
-pub(crate) fn utc(t: NaiveDateTime) -> DateTime<FixedOffset> {
-    t.and_utc().fixed_offset()
+pub(crate) fn utc(t: NaiveDateTime) -> DateTime {
+    DateTime(t.and_utc().fixed_offset())
 }
 
 /// One user's visits (only users with at least one token appear).
@@ -42,8 +42,8 @@ pub struct UserVisits {
     visits: i64,
     /// Used tokens.
     check_ins: i64,
-    last_visit_at: Option<DateTime<FixedOffset>>,
-    joined_at: DateTime<FixedOffset>,
+    last_visit_at: Option<DateTime>,
+    joined_at: DateTime,
 }
 
 #[ComplexObject]
