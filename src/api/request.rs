@@ -203,16 +203,5 @@ pub fn from_query_string(raw: &str) -> Result<Request, String> {
 /// operation is found (the executor reports every other case itself).
 pub fn operation_type(request: &Request) -> Option<OperationType> {
     let doc = async_graphql::parser::parse_query(&request.query).ok()?;
-    match (&doc.operations, request.operation_name.as_deref()) {
-        (async_graphql::parser::types::DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (async_graphql::parser::types::DocumentOperations::Multiple(ops), Some(name)) => {
-            ops.get(name).map(|op| op.node.ty)
-        }
-        (async_graphql::parser::types::DocumentOperations::Multiple(ops), None)
-            if ops.len() == 1 =>
-        {
-            ops.values().next().map(|op| op.node.ty)
-        }
-        _ => None,
-    }
+    crate::graphql::select_operation(&doc, request.operation_name.as_deref()).map(|op| op.ty)
 }

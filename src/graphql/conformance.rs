@@ -80,7 +80,11 @@ fn one_line_parse_error(mut e: ServerError) -> ServerError {
     set_code(e, codes::GRAPHQL_PARSE_FAILED)
 }
 
-fn select<'d>(doc: &'d ExecutableDocument, name: Option<&str>) -> Option<&'d OperationDefinition> {
+/// The operation a request runs: the named one, or the only one.
+pub fn select<'d>(
+    doc: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d OperationDefinition> {
     match (&doc.operations, name) {
         (DocumentOperations::Single(op), None) => Some(&op.node),
         (DocumentOperations::Single(_), Some(_)) => None,

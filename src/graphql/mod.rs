@@ -21,6 +21,7 @@ use async_graphql::{EmptyMutation, EmptySubscription, ErrorExtensions, MergedObj
 use crate::analytics::{Analytics, AnalyticsError};
 use crate::metrics::Metrics;
 
+pub use conformance::select as select_operation;
 pub use scalars::{Date, DateTime};
 
 #[derive(MergedObject, Default)]
