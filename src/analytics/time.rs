@@ -1,17 +1,41 @@
 //! Calendar arithmetic in the caller's time zone: local midnights as UTC instants, buckets, ranges.
 
-use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{
+    DateTime, Datelike, Days, FixedOffset, Months, NaiveDate, NaiveDateTime, Offset, TimeZone,
+};
 use chrono_tz::Tz;
 
 use super::{AnalyticsError, Result};
 
+/// An IANA zone name, spelled exactly (`"UTC "` or `"europe/berlin"` is refused, with the
+/// right spelling suggested when the text is a name up to case, spaces and underscores).
 pub fn parse_timezone(name: &str) -> Result<Tz> {
-    name.trim().parse::<Tz>().map_err(|_| {
-        AnalyticsError::bad_input(
-            "timezone",
-            format!("unknown time zone '{}': use an IANA name such as UTC, Europe/Berlin or America/New_York", truncate(name, 64)),
-        )
+    name.parse::<Tz>().map_err(|_| {
+        let shown = format!("{:?}", truncate(name, 64));
+        let message = match suggest_timezone(name) {
+            Some(right) => format!(
+                "unknown time zone {shown}: zone names are exact IANA names; did you mean \"{}\"?",
+                right.name()
+            ),
+            None => format!(
+                "unknown time zone {shown}: use an exact IANA name such as UTC, Europe/Berlin or America/New_York"
+            ),
+        };
+        AnalyticsError::bad_input("timezone", message)
     })
+}
+
+/// The zone whose name `text` is once trimmed, compared without case and with spaces
+/// read as underscores; only used to word an error.
+pub fn suggest_timezone(text: &str) -> Option<Tz> {
+    let wanted: String = text.trim().replace(' ', "_");
+    if wanted.is_empty() || wanted.len() > 64 {
+        return None;
+    }
+    chrono_tz::TZ_VARIANTS
+        .iter()
+        .copied()
+        .find(|tz| tz.name().eq_ignore_ascii_case(&wanted))
 }
 
 /// Clips caller text echoed back in an error message.
@@ -95,7 +119,7 @@ pub fn check_order(from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<()>
     {
         return Err(AnalyticsError::bad_input(
             "to",
-            format!("to ({t}) is before from ({f})"),
+            format!("{t} is before from ({f})"),
         ));
     }
     Ok(())
@@ -138,7 +162,29 @@ pub struct Bucket {
     pub end: DateTime<Tz>,
 }
 
-/// Buckets covering the local dates `first..=last`, refusing more than `cap`.
+/// How many bucket labels the local dates `first..=last` span (0 when `last < first`).
+pub fn bucket_count(granularity: Granularity, first: NaiveDate, last: NaiveDate) -> u64 {
+    if last < first {
+        return 0;
+    }
+    let (a, b) = (
+        granularity.bucket_start(first),
+        granularity.bucket_start(last),
+    );
+    let n = match granularity {
+        Granularity::Day => (b - a).num_days(),
+        Granularity::Week => (b - a).num_days() / 7,
+        Granularity::Month => {
+            let months = |d: NaiveDate| i64::from(d.year()) * 12 + i64::from(d.month0());
+            months(b) - months(a)
+        }
+    };
+    u64::try_from(n).unwrap_or(0).saturating_add(1)
+}
+
+/// Buckets covering the local dates `first..=last`, refusing more than `cap` labels.
+/// A label whose every local date the zone skipped (Pacific/Apia's 2011-12-30) holds no
+/// instant and is left out: starts are unique and strictly increasing.
 pub fn buckets(
     granularity: Granularity,
     tz: &Tz,
@@ -157,7 +203,7 @@ pub fn buckets(
             return Err(AnalyticsError::bad_input(
                 "to",
                 format!(
-                    "the range {first}..{last} needs more than {cap} buckets; narrow from/to or use a coarser granularity"
+                    "the range {first}..{last} needs more than {cap} buckets (MAX_BUCKETS); narrow from/to or use a coarser granularity"
                 ),
             ));
         }
@@ -165,17 +211,44 @@ pub fn buckets(
             break;
         }
     }
-    let starts = dates
-        .iter()
-        .map(|d| local_day_start(tz, *d))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(dates
-        .iter()
-        .zip(starts.windows(2))
-        .map(|(date, pair)| Bucket {
-            date: *date,
-            start: pair[0],
-            end: pair[1],
-        })
-        .collect())
+    dates.pop();
+    buckets_at(granularity, tz, dates)
+}
+
+/// The buckets labelled `labels` (bucket start dates, in any order, repeats allowed),
+/// ascending; labels that hold no instant are left out.
+pub fn buckets_at(
+    granularity: Granularity,
+    tz: &Tz,
+    labels: impl IntoIterator<Item = NaiveDate>,
+) -> Result<Vec<Bucket>> {
+    let mut labels: Vec<NaiveDate> = labels
+        .into_iter()
+        .map(|d| granularity.bucket_start(d))
+        .collect();
+    labels.sort_unstable();
+    labels.dedup();
+    let mut out = Vec::with_capacity(labels.len());
+    for date in labels {
+        let end_date = granularity
+            .next(date)
+            .ok_or_else(|| AnalyticsError::bad_input("to", "date is out of range"))?;
+        let start = local_day_start(tz, date)?;
+        let end = local_day_start(tz, end_date)?;
+        if start < end {
+            out.push(Bucket { date, start, end });
+        }
+    }
+    Ok(out)
+}
+
+/// `t` as RFC 3339 can write it, denoting exactly the same instant. RFC 3339 offsets are
+/// whole minutes; a historic offset with seconds (Asia/Kathmandu's +05:41:16 before 1920)
+/// is rounded up to the next minute and the local time moved by the same seconds, so
+/// `local - offset` is still `t` and the local date is still the bucket's date.
+pub fn rfc3339_instant(t: DateTime<Tz>) -> DateTime<FixedOffset> {
+    let seconds = t.offset().fix().local_minus_utc();
+    let minutes = seconds.div_euclid(60) + i32::from(seconds.rem_euclid(60) != 0);
+    let offset = FixedOffset::east_opt(minutes * 60).unwrap_or_else(|| t.offset().fix());
+    t.with_timezone(&offset)
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 use chrono_tz::Tz;
+use sea_orm::Value as SqlValue;
 
 use super::time::{self, Granularity};
 use std::sync::Arc;
@@ -37,27 +38,59 @@ pub struct UsageBucket {
     pub unique_users: i64,
 }
 
-const DATA_EXTENT: &str = "SELECT MIN(created_at) AS lo, MAX(created_at) AS hi FROM tokens";
+/// Request data that lifts `MAX_BUCKETS` for a call (the legacy REST report: it lists
+/// every day with data, as the legacy app did, whatever the span). Without it the bucket
+/// limit applies to what a call returns: see [`check_returned`].
+#[derive(Debug, Clone, Copy)]
+pub struct NoBucketLimit;
 
-/// Buckets with their counts, in order; without `fill` the empty ones are left out.
+fn unit(g: Granularity) -> &'static str {
+    match g {
+        Granularity::Day => "day",
+        Granularity::Week => "week",
+        Granularity::Month => "month",
+    }
+}
+
+/// The bucket limit on an answer of `returned` buckets without `fill` (filled ranges are
+/// checked before any query). The error names an argument the caller can change:
+/// `to` if it was sent, else `from` if it was sent, else `from` as the one to add.
+pub fn check_returned(q: &UsageQuery, returned: usize, max: usize) -> Result<()> {
+    if returned <= max {
+        return Ok(());
+    }
+    let unit = unit(q.granularity);
+    let (argument, hint) = match (q.from, q.to) {
+        (_, Some(_)) => ("to", "ask for a shorter from..to range at a time"),
+        (Some(_), None) => ("from", "add to, or ask for a shorter range at a time"),
+        (None, None) => ("from", "add from and to to ask for one range at a time"),
+    };
+    Err(AnalyticsError::bad_input(
+        argument,
+        format!(
+            "{returned} {unit}s have data, more than the {max} buckets (MAX_BUCKETS) one answer may hold; {hint}, or use a coarser granularity"
+        ),
+    ))
+}
+
+/// Buckets with their counts (keyed by bucket label), in order; without `fill` the
+/// empty ones are left out.
 fn assemble(
     buckets: &[time::Bucket],
-    counts: HashMap<i64, (i64, i64, i64)>,
+    counts: &HashMap<NaiveDate, (i64, i64, i64)>,
     fill: bool,
 ) -> Vec<UsageBucket> {
     buckets
         .iter()
-        .enumerate()
-        .filter_map(|(i, b)| {
-            let found = i64::try_from(i).ok().and_then(|i| counts.get(&i).copied());
-            let (visits, tokens_issued, unique_users) = match found {
-                Some(c) => c,
+        .filter_map(|b| {
+            let (visits, tokens_issued, unique_users) = match counts.get(&b.date) {
+                Some(c) => *c,
                 None if fill => (0, 0, 0),
                 None => return None,
             };
             Some(UsageBucket {
                 date: b.date,
-                start: b.start.fixed_offset(),
+                start: time::rfc3339_instant(b.start),
                 visits,
                 tokens_issued,
                 unique_users,
@@ -70,14 +103,52 @@ fn assemble(
 /// holds years 1 to 9999 (PostgreSQL has no year 0; chrono writes 10000 as `+10000`):
 /// bounds beyond are clamped, which loses nothing since no timestamp is stored there.
 fn bound_text(t: NaiveDateTime) -> String {
+    clamp(t).format("%Y-%m-%d %H:%M:%S%.f").to_string()
+}
+
+/// `t` within years 1 to 9999, the range both backends compare correctly.
+fn clamp(t: NaiveDateTime) -> NaiveDateTime {
     use chrono::Datelike;
     if t.year() < 1 {
-        "0001-01-01 00:00:00".to_owned()
+        NaiveDate::from_ymd_opt(1, 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .unwrap_or(t)
     } else if t.year() > 9999 {
-        "9999-12-31 23:59:59.999999".to_owned()
+        NaiveDate::from_ymd_opt(9999, 12, 31)
+            .and_then(|d| d.and_hms_micro_opt(23, 59, 59, 999_999))
+            .unwrap_or(t)
     } else {
-        t.format("%Y-%m-%d %H:%M:%S").to_string()
+        t
     }
+}
+
+/// ` WHERE` conditions on `t.created_at` for an optional half-open UTC range, and its values.
+fn range_filter(lo: Option<NaiveDateTime>, hi: Option<NaiveDateTime>) -> (String, Vec<SqlValue>) {
+    let mut conditions = Vec::new();
+    let mut values: Vec<SqlValue> = Vec::new();
+    if let Some(lo) = lo {
+        conditions.push("t.created_at >= ?");
+        values.push(clamp(lo).into());
+    }
+    if let Some(hi) = hi {
+        conditions.push("t.created_at < ?");
+        values.push(clamp(hi).into());
+    }
+    if conditions.is_empty() {
+        (String::new(), values)
+    } else {
+        (format!(" WHERE {}", conditions.join(" AND ")), values)
+    }
+}
+
+/// A `YYYY-MM-DD` day from the database; `None` (logged) for a date outside what the
+/// text form holds, which is then left out rather than failing the whole answer.
+fn parse_day(day: &str) -> Option<NaiveDate> {
+    let parsed = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok();
+    if parsed.is_none() {
+        tracing::warn!(day = %time::truncate(day, 40), "skipped a token day outside years 1 to 9999");
+    }
+    parsed
 }
 
 impl Analytics {
@@ -100,100 +171,158 @@ impl Analytics {
 
     async fn fetch_usage(&self, q: &UsageQuery) -> Result<Vec<UsageBucket>> {
         time::check_order(q.from, q.to)?;
-        if q.fill && (q.from.is_none() || q.to.is_none()) {
-            return Err(AnalyticsError::bad_input(
-                "fill",
-                "fill: true needs both from and to",
-            ));
-        }
-        let tz = q.timezone;
-        let (first, last) = match (q.from, q.to) {
-            (Some(f), Some(t)) => (f, t),
-            (from, to) => {
-                let Some((lo, hi)) = self.data_extent().await? else {
-                    return Ok(Vec::new());
-                };
-                let local = |t: NaiveDateTime| t.and_utc().with_timezone(&tz).date_naive();
-                (from.unwrap_or(local(lo)), to.unwrap_or(local(hi)))
+        let (g, tz) = (q.granularity, q.timezone);
+        let max = self.limits.max_buckets;
+        let (range_lo, range_hi) = time::utc_range(&tz, q.from, q.to)?;
+        let utc_days = g == Granularity::Day && tz == chrono_tz::UTC;
+        if q.fill {
+            let (Some(first), Some(last)) = (q.from, q.to) else {
+                return Err(AnalyticsError::bad_input(
+                    "fill",
+                    "filling empty buckets needs both from and to",
+                ));
+            };
+            let n = time::bucket_count(g, first, last);
+            if n > max as u64 {
+                return Err(AnalyticsError::bad_input(
+                    "to",
+                    format!(
+                        "the range {first}..{last} spans {n} {}s, more than the {max} buckets (MAX_BUCKETS) fill may return; narrow from/to or use a coarser granularity",
+                        unit(g)
+                    ),
+                ));
             }
+            let buckets = time::buckets(g, &tz, first, last, max)?;
+            let counts = if utc_days {
+                self.utc_day_counts(q, range_lo, range_hi).await?
+            } else {
+                self.bucket_counts(q, &buckets, range_lo, range_hi).await?
+            };
+            return Ok(assemble(&buckets, &counts, true));
+        }
+        // Without fill the answer holds the buckets with data, however far apart they are:
+        // the span is never enumerated beyond MAX_BUCKETS labels.
+        if utc_days {
+            let counts = self.utc_day_counts(q, range_lo, range_hi).await?;
+            let buckets = time::buckets_at(g, &tz, counts.keys().copied())?;
+            return Ok(assemble(&buckets, &counts, false));
+        }
+        let Some((lo, hi)) = self.data_extent(range_lo, range_hi).await? else {
+            return Ok(Vec::new());
         };
+        let local = |t: NaiveDateTime| t.and_utc().with_timezone(&tz).date_naive();
+        let first = q.from.map_or(local(lo), |f| f.max(local(lo)));
+        // The newest row may lie in the next label's bucket where a zone turns its clocks
+        // back over midnight: one label more, left out again when empty.
+        let after_hi = local(hi).succ_opt().unwrap_or(local(hi));
+        let last = q.to.map_or(after_hi, |t| t.min(after_hi));
         if last < first {
             return Ok(Vec::new());
         }
-        let buckets = time::buckets(q.granularity, &tz, first, last, self.limits.max_buckets)?;
-        let (range_lo, range_hi) = time::utc_range(&tz, Some(first), Some(last))?;
-        // Clip the outer buckets to the requested range: a week starting before
-        // `from` only counts tokens from `from` on.
-        let fmt = bound_text;
+        let buckets = if time::bucket_count(g, first, last) <= max as u64 {
+            time::buckets(g, &tz, first, last, max)?
+        } else {
+            // A long, sparse span: only the labels around the UTC days that have data
+            // (a UTC day lies within the local dates one day either side of it).
+            let days = self.utc_days_with_data(range_lo, range_hi).await?;
+            let labels = days
+                .into_iter()
+                .flat_map(|u| [u.pred_opt(), Some(u), u.succ_opt()])
+                .flatten()
+                .filter(|d| (first..=last).contains(d));
+            time::buckets_at(g, &tz, labels)?
+        };
+        let counts = self.bucket_counts(q, &buckets, range_lo, range_hi).await?;
+        Ok(assemble(&buckets, &counts, false))
+    }
+
+    fn users_column(q: &UsageQuery) -> &'static str {
+        if q.unique_users {
+            "COUNT(DISTINCT CASE WHEN t.used_at IS NOT NULL THEN t.user_id END)"
+        } else {
+            "CAST(0 AS bigint)"
+        }
+    }
+
+    /// Counts per UTC date in the range: plain grouping by date, no bounds table to join
+    /// (the legacy daily-usage shape, and as fast as PostgreSQL does it).
+    async fn utc_day_counts(
+        &self,
+        q: &UsageQuery,
+        lo: Option<NaiveDateTime>,
+        hi: Option<NaiveDateTime>,
+    ) -> Result<HashMap<NaiveDate, (i64, i64, i64)>> {
+        let day = self.dialect.utc_day("t.created_at");
+        let users = Self::users_column(q);
+        let (filter, values) = range_filter(lo, hi);
+        let sql = format!(
+            "SELECT {day} AS day, COUNT(t.used_at) AS visits, COUNT(*) AS issued, {users} AS users \
+             FROM tokens t{filter} GROUP BY {day}"
+        );
+        let rows = self
+            .all("usage_by_day", self.dialect.statement(&sql, values))
+            .await?;
+        let mut counts = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let day: String = row.try_get("", "day")?;
+            if let Some(date) = parse_day(&day) {
+                counts.insert(
+                    date,
+                    (
+                        row.try_get("", "visits")?,
+                        row.try_get("", "issued")?,
+                        row.try_get("", "users")?,
+                    ),
+                );
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Counts per bucket, each clipped to the range: a week starting before `from`
+    /// only counts tokens from `from` on.
+    async fn bucket_counts(
+        &self,
+        q: &UsageQuery,
+        buckets: &[time::Bucket],
+        range_lo: Option<NaiveDateTime>,
+        range_hi: Option<NaiveDateTime>,
+    ) -> Result<HashMap<NaiveDate, (i64, i64, i64)>> {
+        if buckets.is_empty() {
+            return Ok(HashMap::new());
+        }
         let bounds: Vec<[String; 2]> = buckets
             .iter()
             .map(|b| {
                 let lo = range_lo.map_or(b.start.naive_utc(), |r| r.max(b.start.naive_utc()));
                 let hi = range_hi.map_or(b.end.naive_utc(), |r| r.min(b.end.naive_utc()));
-                [fmt(lo), fmt(hi)]
+                [bound_text(lo), bound_text(hi)]
             })
             .collect();
         let json =
             serde_json::to_string(&bounds).map_err(|e| AnalyticsError::Internal(e.to_string()))?;
-        let users = if q.unique_users {
-            "COUNT(DISTINCT CASE WHEN t.used_at IS NOT NULL THEN t.user_id END)"
-        } else {
-            "CAST(0 AS bigint)"
-        };
-        let rows = if q.granularity == Granularity::Day && tz == chrono_tz::UTC {
-            // UTC days: plain grouping by date, no bounds table to join (the legacy
-            // daily-usage shape, and as fast as PostgreSQL does it).
-            let day = self.dialect.utc_day("t.created_at");
-            let sql = format!(
-                "SELECT {day} AS day, COUNT(t.used_at) AS visits, COUNT(*) AS issued, {users} AS users \
-                 FROM tokens t WHERE t.created_at >= ? AND t.created_at < ? GROUP BY {day}"
-            );
-            let (lo, hi) = (range_lo.unwrap_or_default(), range_hi.unwrap_or_default());
-            let index: HashMap<String, i64> = buckets
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (b.date.format("%Y-%m-%d").to_string(), i as i64))
-                .collect();
-            let rows = self
-                .all(
-                    "usage_by_day",
-                    self.dialect.statement(&sql, vec![lo.into(), hi.into()]),
-                )
-                .await?;
-            let mut counts: HashMap<i64, (i64, i64, i64)> = HashMap::with_capacity(rows.len());
-            for row in rows {
-                let day: String = row.try_get("", "day")?;
-                if let Some(i) = index.get(&day) {
-                    counts.insert(
-                        *i,
-                        (
-                            row.try_get("", "visits")?,
-                            row.try_get("", "issued")?,
-                            row.try_get("", "users")?,
-                        ),
-                    );
-                }
-            }
-            return Ok(assemble(&buckets, counts, q.fill));
-        } else {
-            let sql = format!(
-                "WITH bounds AS ({}) \
-                 SELECT bounds.idx AS idx, COUNT(t.used_at) AS visits, COUNT(*) AS issued, {users} AS users \
-                 FROM bounds JOIN tokens t ON t.created_at >= bounds.lo AND t.created_at < bounds.hi \
-                 GROUP BY bounds.idx ORDER BY bounds.idx",
-                self.dialect.bounds_from_json()
-            );
-            self.all(
+        let users = Self::users_column(q);
+        let sql = format!(
+            "WITH bounds AS ({}) \
+             SELECT bounds.idx AS idx, COUNT(t.used_at) AS visits, COUNT(*) AS issued, {users} AS users \
+             FROM bounds JOIN tokens t ON t.created_at >= bounds.lo AND t.created_at < bounds.hi \
+             GROUP BY bounds.idx ORDER BY bounds.idx",
+            self.dialect.bounds_from_json()
+        );
+        let rows = self
+            .all(
                 "usage_by_day",
                 self.dialect.statement(&sql, vec![json.into()]),
             )
-            .await?
-        };
-        let mut counts: HashMap<i64, (i64, i64, i64)> = HashMap::with_capacity(rows.len());
+            .await?;
+        let mut counts = HashMap::with_capacity(rows.len());
         for row in rows {
             let idx: i64 = row.try_get("", "idx")?;
+            let Some(bucket) = usize::try_from(idx).ok().and_then(|i| buckets.get(i)) else {
+                return Err(AnalyticsError::Internal(format!("bucket index {idx}")));
+            };
             counts.insert(
-                idx,
+                bucket.date,
                 (
                     row.try_get("", "visits")?,
                     row.try_get("", "issued")?,
@@ -201,13 +330,41 @@ impl Analytics {
                 ),
             );
         }
-        Ok(assemble(&buckets, counts, q.fill))
+        Ok(counts)
     }
 
-    /// Oldest and newest `created_at`, or `None` when there are no tokens.
-    async fn data_extent(&self) -> Result<Option<(NaiveDateTime, NaiveDateTime)>> {
+    /// The UTC dates on which tokens were created, within the range.
+    async fn utc_days_with_data(
+        &self,
+        lo: Option<NaiveDateTime>,
+        hi: Option<NaiveDateTime>,
+    ) -> Result<Vec<NaiveDate>> {
+        let day = self.dialect.utc_day("t.created_at");
+        let (filter, values) = range_filter(lo, hi);
+        let sql = format!("SELECT {day} AS day FROM tokens t{filter} GROUP BY {day}");
+        let rows = self
+            .all("usage_days", self.dialect.statement(&sql, values))
+            .await?;
+        let mut days = Vec::with_capacity(rows.len());
+        for row in rows {
+            let day: String = row.try_get("", "day")?;
+            days.extend(parse_day(&day));
+        }
+        Ok(days)
+    }
+
+    /// Oldest and newest `created_at` within the range, or `None` when there are no tokens.
+    async fn data_extent(
+        &self,
+        lo: Option<NaiveDateTime>,
+        hi: Option<NaiveDateTime>,
+    ) -> Result<Option<(NaiveDateTime, NaiveDateTime)>> {
+        let (filter, values) = range_filter(lo, hi);
+        let sql = format!(
+            "SELECT MIN(t.created_at) AS lo, MAX(t.created_at) AS hi FROM tokens t{filter}"
+        );
         let row = self
-            .one("data_extent", self.dialect.statement(DATA_EXTENT, vec![]))
+            .one("data_extent", self.dialect.statement(&sql, values))
             .await?;
         let Some(row) = row else { return Ok(None) };
         let lo: Option<NaiveDateTime> = row.try_get("", "lo")?;

@@ -30,7 +30,9 @@ impl From<Granularity> for TimeGranularity {
 pub struct UsageBucket {
     /// Local date on which the bucket starts.
     date: Date,
-    /// The bucket's first instant, RFC 3339 with the zone's offset at that instant.
+    /// The bucket's first instant, RFC 3339 with the zone's offset at that instant (a
+    /// historic offset with seconds is rounded up to the minute, the local time moved
+    /// with it, so `start` and `startEpochMs` are always the same instant).
     start: DateTime,
     /// `start` as milliseconds since the Unix epoch (for Grafana).
     start_epoch_ms: f64,
@@ -75,8 +77,9 @@ pub struct UsageQuery;
 
 #[Object]
 impl UsageQuery {
-    /// Token usage per bucket, ascending. `from`/`to` are inclusive local dates in `timezone`;
-    /// without `fill`, buckets with no tokens are left out.
+    /// Token usage per bucket, ascending. `from`/`to` are inclusive local dates in `timezone`
+    /// (an exact IANA name); without `fill`, buckets with no tokens are left out. At most
+    /// MAX_BUCKETS buckets are returned; `fill` needs `from` and `to`.
     #[allow(clippy::too_many_arguments)]
     async fn usage_by_day(
         &self,
@@ -98,6 +101,12 @@ impl UsageQuery {
             unique_users: ctx.look_ahead().field("uniqueUsers").exists(),
         };
         let buckets = analytics.usage(&query).await.map_err(gql_err)?;
+        // The limit is on what is returned, checked after the (shared) cache: the legacy
+        // road lifts it, and a refresh never fails because of it.
+        if ctx.data_opt::<usage::NoBucketLimit>().is_none() {
+            let max = analytics.limits().max_buckets;
+            usage::check_returned(&query, buckets.value.len(), max).map_err(gql_err)?;
+        }
         super::record_freshness(ctx, &buckets);
         Ok(buckets
             .value

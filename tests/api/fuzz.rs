@@ -117,7 +117,7 @@ fn any_key() -> impl Strategy<Value = UserVisits> {
 /// Whether `t` is the first instant of `date` in `tz`: the first instant whose local date
 /// is `date` or later (one second earlier it is before `date`; zone transitions fall on
 /// whole seconds). For a date the zone skipped entirely (Pacific/Apia, 2011-12-30) that
-/// is the start of the next day, so the skipped day is an empty range.
+/// is the start of the next day: the skipped day holds no instant.
 fn is_first_instant_of(tz: Tz, date: NaiveDate, t: DateTime<Tz>) -> bool {
     let utc = t.with_timezone(&Utc);
     utc.with_timezone(&tz).date_naive() >= date
@@ -138,6 +138,34 @@ fn expected_buckets(g: Granularity, first: NaiveDate, last: NaiveDate) -> i64 {
             months(last) - months(first) + 1
         }
     }
+}
+
+/// The label after `d`, stepped without the library.
+fn next_label(g: Granularity, d: NaiveDate) -> NaiveDate {
+    match g {
+        Granularity::Day => d + Duration::days(1),
+        Granularity::Week => d + Duration::days(7),
+        Granularity::Month => d
+            .checked_add_months(chrono::Months::new(1))
+            .expect("next month"),
+    }
+}
+
+/// Every bucket label of the local dates `first..=last`.
+fn labels_of(g: Granularity, first: NaiveDate, last: NaiveDate) -> Vec<NaiveDate> {
+    let mut d = match g {
+        Granularity::Day => first,
+        Granularity::Week => {
+            first - Duration::days(i64::from(first.weekday().num_days_from_monday()))
+        }
+        Granularity::Month => first.with_day(1).expect("first of month"),
+    };
+    let mut out = Vec::new();
+    while d <= last {
+        out.push(d);
+        d = next_label(g, d);
+    }
+    out
 }
 
 /// Strings a caller might send as a time zone: noise, near misses and real names.
@@ -197,15 +225,21 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn fuzz_parse_timezone_accepts_exactly_the_names_chrono_tz_accepts(s in zone_text()) {
+    fn fuzz_parse_timezone_accepts_exactly_the_iana_names(s in zone_text()) {
         let got = parse_timezone(&s);
-        match s.trim().parse::<Tz>() {
-            Ok(tz) => prop_assert_eq!(got.ok(), Some(tz), "{:?}", s),
-            Err(_) => {
+        match TZ_VARIANTS.iter().find(|tz| tz.name() == s) {
+            Some(tz) => prop_assert_eq!(got.ok(), Some(*tz), "{:?}", s),
+            None => {
                 prop_assert_eq!(bad_argument(&got), Ok("timezone"), "{:?}", s);
                 // The caller's text is echoed clipped, never whole.
                 let message = got.err().map(|e| e.to_string()).unwrap_or_default();
                 prop_assert!(message.chars().count() < 250, "{} chars", message.chars().count());
+                // A name that is right but for case, padding or spaces gets its spelling suggested.
+                let near = s.trim().replace(' ', "_").to_ascii_lowercase();
+                if let Some(right) = TZ_VARIANTS.iter().find(|tz| tz.name().to_ascii_lowercase() == near) {
+                    let suggestion = format!("did you mean \"{}\"?", right.name());
+                    prop_assert!(message.contains(&suggestion), "{:?}: {}", s, message);
+                }
             }
         }
     }
@@ -290,26 +324,44 @@ proptest! {
             Ok(list) => list,
             Err(e) => return Err(TestCaseError::fail(format!("{g:?} {first}..{last} in {tz}: {e:?}"))),
         };
-        prop_assert_eq!(list.len() as i64, want);
+        // Every label of the range is a bucket, except labels the zone skipped entirely
+        // (they hold no instant: their first instant is their successor's).
+        let labels = labels_of(g, first, last);
+        prop_assert_eq!(labels.len() as i64, want);
+        let mut next = 0;
+        for label in &labels {
+            if list.get(next).is_some_and(|b| b.date == *label) {
+                next += 1;
+                continue;
+            }
+            let t = match (list.get(next), next.checked_sub(1).and_then(|i| list.get(i))) {
+                (Some(after), _) => after.start,
+                (None, Some(before)) => before.end,
+                (None, None) => local_day_start(&tz, *label).expect("a start"),
+            };
+            prop_assert!(
+                is_first_instant_of(tz, *label, t) && is_first_instant_of(tz, next_label(g, *label), t),
+                "{} in {} was left out but holds instants", label, tz
+            );
+        }
+        prop_assert_eq!(next, list.len(), "buckets outside the range's labels");
         let range = utc_range(&tz, Some(first), Some(last)).expect("a valid range");
         let (Some(range_start), Some(range_end)) = range else {
             return Err(TestCaseError::fail("closed range expected"));
         };
-        let (head, tail) = (&list[0], &list[list.len() - 1]);
-        prop_assert_eq!(head.date, g.bucket_start(first));
-        prop_assert!(head.date <= first && tail.date <= last);
-        prop_assert!(head.start.naive_utc() <= range_start, "first bucket starts after the range");
-        prop_assert!(tail.end.naive_utc() >= range_end, "last bucket ends before the range");
+        if let (Some(head), Some(tail)) = (list.first(), list.last()) {
+            prop_assert!(head.date >= g.bucket_start(first) && tail.date <= last);
+            prop_assert!(head.start.naive_utc() <= range_start, "first bucket starts after the range");
+            prop_assert!(tail.end.naive_utc() >= range_end, "last bucket ends before the range");
+        }
         for b in &list {
             prop_assert_eq!(g.bucket_start(b.date), b.date, "{} is not a bucket label", b.date);
-            // Empty only when every local date of the bucket was skipped by the zone.
-            let skipped = b.start.with_timezone(&tz).date_naive() > b.date;
-            prop_assert!(b.start < b.end || (b.start == b.end && skipped), "{:?}", b);
+            prop_assert!(b.start < b.end, "empty bucket {:?}", b);
             prop_assert!(is_first_instant_of(tz, b.date, b.start), "{:?} is not a local midnight", b);
         }
         for pair in list.windows(2) {
             prop_assert!(pair[0].date < pair[1].date);
-            prop_assert!(pair[0].start <= pair[1].start);
+            prop_assert!(pair[0].start < pair[1].start, "starts not strictly increasing");
             prop_assert_eq!(pair[0].end, pair[1].start, "gap or overlap between {:?} and {:?}", pair[0], pair[1]);
         }
     }
@@ -441,19 +493,28 @@ fn a_day_that_starts_off_the_quarter_hour_starts_at_its_real_first_instant() {
 }
 
 #[test]
-fn a_day_the_zone_skipped_is_an_empty_bucket_between_its_neighbours() {
-    // Samoa skipped 2011-12-30 to cross the date line.
+fn a_day_the_zone_skipped_has_no_bucket_and_its_neighbours_meet() {
+    // Samoa skipped 2011-12-30 to cross the date line: no bucket holds that date, so
+    // starts stay unique and strictly increasing (what time-series consumers need).
     let tz = Tz::Pacific__Apia;
     let d = |s: &str| s.parse::<NaiveDate>().expect("date");
     let list =
         buckets(Granularity::Day, &tz, d("2011-12-29"), d("2011-12-31"), 10).expect("buckets");
     let dates: Vec<NaiveDate> = list.iter().map(|b| b.date).collect();
-    assert_eq!(dates, [d("2011-12-29"), d("2011-12-30"), d("2011-12-31")]);
-    assert!(list[0].start < list[0].end && list[2].start < list[2].end);
+    assert_eq!(dates, [d("2011-12-29"), d("2011-12-31")]);
+    assert!(list.iter().all(|b| b.start < b.end));
+    assert_eq!(list[0].end, list[1].start, "the neighbours meet");
+    // 2011-12-29 00:00 at -10:00 and 2011-12-31 00:00 at +14:00.
+    assert_eq!(list[0].start.timestamp(), 1_325_152_800);
+    assert_eq!(list[1].start.timestamp(), 1_325_239_200);
     assert_eq!(
-        list[1].start, list[1].end,
-        "the skipped day holds no instant"
+        list[1].start.timestamp() - list[0].start.timestamp(),
+        86_400
     );
-    assert_eq!(list[0].end, list[1].start);
-    assert_eq!(list[1].end, list[2].start);
+    // The skipped day alone is no bucket at all.
+    assert!(
+        buckets(Granularity::Day, &tz, d("2011-12-30"), d("2011-12-30"), 10)
+            .expect("buckets")
+            .is_empty()
+    );
 }

@@ -81,6 +81,106 @@ pub fn random_dataset(
     (users, tokens)
 }
 
+/// Tokens on a few hundred days scattered over 2012 to 2024 (a span of more than
+/// 3,660 days, with long gaps), several per day, at any time of day.
+pub fn multi_year_dataset(
+    seed: u64,
+    n_users: i32,
+    n_tokens: i32,
+) -> (Vec<users::Model>, Vec<tokens::Model>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let users: Vec<_> = (1..=n_users)
+        .map(|id| user(id, "2011-06-01 09:30:00.25", id % 5 != 0))
+        .collect();
+    let first = ts("2012-01-01 00:00:00");
+    let span_days = (ts("2024-12-31 00:00:00") - first).num_days();
+    let days: Vec<i64> = (0..240).map(|_| rng.random_range(0..=span_days)).collect();
+    let tokens = (1..=n_tokens)
+        .map(|id| {
+            let day = days[rng.random_range(0..days.len())];
+            let created = first
+                + Duration::days(day)
+                + Duration::microseconds(rng.random_range(0..86_400 * 1_000_000i64));
+            let used = rng
+                .random_bool(0.6)
+                .then(|| created + Duration::seconds(rng.random_range(60..900)));
+            tokens::Model {
+                id,
+                user_id: rng.random_range(1..=n_users),
+                token: format!("{:06}", rng.random_range(0..1_000_000)),
+                created_at: created,
+                used_at: used,
+            }
+        })
+        .collect();
+    (users, tokens)
+}
+
+/// Milliseconds since the epoch of a strict RFC 3339 timestamp
+/// (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`), parsed by hand: a reader independent of
+/// chrono, as a client's would be. `None` for anything RFC 3339 does not allow.
+pub fn rfc3339_epoch_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        (!part.is_empty() && part.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| part.parse().ok())
+            .flatten()
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        let frac = s.get(start..i)?;
+        if frac.is_empty() {
+            return None;
+        }
+        millis = format!("{frac:0<3}")[..3].parse::<i64>().ok()?;
+    }
+    let offset_secs = match (b.get(i), s.len() - i) {
+        (Some(b'Z'), 1) => 0,
+        (Some(sign @ (b'+' | b'-')), 6) if b[i + 3] == b':' => {
+            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let secs = oh * 3_600 + om * 60;
+            if *sign == b'-' { -secs } else { secs }
+        }
+        _ => return None,
+    };
+    // Days from 1970-01-01 of a proleptic Gregorian date (the civil-from-days inverse).
+    let (y, m) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3_600 + mi * 60 + sec - offset_secs) * 1_000 + millis)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gran {
     Day,
@@ -96,14 +196,14 @@ impl Gran {
             Self::Month => "MONTH",
         }
     }
-    fn label(self, d: NaiveDate) -> NaiveDate {
+    pub fn label(self, d: NaiveDate) -> NaiveDate {
         match self {
             Self::Day => d,
             Self::Week => d - Duration::days(i64::from(d.weekday().num_days_from_monday())),
             Self::Month => NaiveDate::from_ymd_opt(d.year(), d.month(), 1).expect("first of month"),
         }
     }
-    fn step(self, d: NaiveDate) -> NaiveDate {
+    pub fn step(self, d: NaiveDate) -> NaiveDate {
         match self {
             Self::Day => d + Duration::days(1),
             Self::Week => d + Duration::days(7),
@@ -131,12 +231,16 @@ pub fn first_instant_of(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
             .and_hms_opt(0, 0, 0)
             .expect("midnight"),
     );
-    // Coarse steps of 15 minutes, then second by second back over the last step
-    // (a few historical offsets are not whole quarter hours).
+    // Coarse steps of 15 minutes, then minute by minute and second by second over the
+    // last step (a few historical offsets are not whole quarter hours).
     while t.with_timezone(&tz).date_naive() < date {
         t += Duration::minutes(15);
     }
-    let mut exact = t - Duration::minutes(15);
+    let mut minute = t - Duration::minutes(15);
+    while minute.with_timezone(&tz).date_naive() < date {
+        minute += Duration::minutes(1);
+    }
+    let mut exact = minute - Duration::minutes(1);
     while exact.with_timezone(&tz).date_naive() < date {
         exact += Duration::seconds(1);
     }
@@ -175,6 +279,9 @@ pub fn usage_reference(
             d = g.step(d);
         }
     }
+    // A label whose every local date the zone skipped (Pacific/Apia's 2011-12-30) holds no
+    // instant: its first instant is its successor's. No bucket for it.
+    counts.retain(|date, _| first_instant_of(tz, *date) < first_instant_of(tz, g.step(*date)));
     counts
         .into_iter()
         .map(|(date, (visits, issued, users))| RefBucket {
