@@ -160,6 +160,9 @@ pub struct RawSettings {
     /// Requests a client may make at once above the rate.
     #[arg(long, env = "RATE_LIMIT_BURST", global = true)]
     pub rate_limit_burst: Option<String>,
+    /// Proxies in front of the gateway that append to X-Forwarded-For (0: use the peer address).
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", global = true)]
+    pub trusted_proxy_hops: Option<String>,
     /// Comma-separated SHA-256 hex digests of accepted API keys.
     #[arg(
         long,
@@ -486,7 +489,19 @@ impl Config {
                     1_000_000.0,
                     "a number of requests from 1",
                 )?;
-                (per_second > 0.0).then_some(RateLimit { per_second, burst })
+                let trusted_proxy_hops = number(
+                    &raw.trusted_proxy_hops,
+                    "TRUSTED_PROXY_HOPS (--trusted-proxy-hops)",
+                    0usize,
+                    0,
+                    16,
+                    "a number of proxies from 0 to 16",
+                )?;
+                (per_second > 0.0).then_some(RateLimit {
+                    per_second,
+                    burst,
+                    trusted_proxy_hops,
+                })
             },
             auth: crate::auth::AuthConfig::from_raw(raw)?,
             migrate_on_start: false,
@@ -574,6 +589,8 @@ fn boolean(
 pub struct RateLimit {
     pub per_second: f64,
     pub burst: f64,
+    /// Proxies that append to `X-Forwarded-For`: the client is the N-th entry from the right.
+    pub trusted_proxy_hops: usize,
 }
 
 fn known_operations(raw: &str) -> Result<Vec<String>, ConfigError> {

@@ -1,10 +1,10 @@
 //! Request limits: header and body size (431/413), time (504), per-client rate (429), and a
 //! JSON body on every error response, whoever produced it (axum, the GraphQL extractor, us).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -115,49 +115,73 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
-/// Token buckets per client: the authenticated principal, else the first
-/// `X-Forwarded-For` hop (behind a load balancer), else the peer address.
+/// Per-client rate limits (GCRA, `governor`): keyed by the authenticated principal,
+/// else by the client address: the peer's, or with `TRUSTED_PROXY_HOPS=N` the N-th
+/// address from the right of `X-Forwarded-For`, the one the outermost trusted proxy
+/// saw. Entries to its left are the client's own words and never chosen.
 pub struct RateLimiter {
-    limit: RateLimit,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    limiter: governor::DefaultKeyedRateLimiter<String>,
+    trusted_proxy_hops: usize,
+    checks: std::sync::atomic::AtomicU64,
 }
 
-/// Clients tracked at most; idle ones are forgotten first.
-const MAX_CLIENTS: usize = 100_000;
+/// Every this many checks, clients whose budget is full again are forgotten.
+const SWEEP_EVERY: u64 = 4096;
 
 impl RateLimiter {
     pub fn new(limit: RateLimit) -> Self {
+        let period = Duration::from_secs_f64(1.0 / limit.per_second).max(Duration::from_nanos(1));
+        let burst = NonZeroU32::new(limit.burst.ceil().clamp(1.0, f64::from(u32::MAX)) as u32)
+            .unwrap_or(NonZeroU32::MIN);
+        let quota = governor::Quota::with_period(period)
+            .unwrap_or_else(|| governor::Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst);
         Self {
-            limit,
-            buckets: Mutex::new(HashMap::new()),
+            limiter: governor::RateLimiter::dashmap(quota),
+            trusted_proxy_hops: limit.trusted_proxy_hops,
+            checks: Default::default(),
         }
     }
 
     /// `Err(wait)` when the client must wait before its next request.
     fn take(&self, client: &str) -> Result<(), Duration> {
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return Ok(());
-        };
-        let now = Instant::now();
-        if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(client) {
-            let (rate, burst) = (self.limit.per_second, self.limit.burst);
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
-            });
+        use governor::clock::{Clock, DefaultClock};
+        if self
+            .checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
+            self.limiter.retain_recent();
         }
-        let (tokens, at) = buckets
-            .entry(client.to_owned())
-            .or_insert((self.limit.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.limit.per_second)
-            .min(self.limit.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - *tokens) / self.limit.per_second,
-            ))
+        let key = client.to_owned();
+        self.limiter
+            .check_key(&key)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// The key of a request that carries no principal.
+    fn client_address(&self, req: &Request) -> String {
+        let peer = || {
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+        };
+        if self.trusted_proxy_hops == 0 {
+            return peer();
+        }
+        let hops: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .collect();
+        // Fewer entries than trusted proxies: the leftmost is still one a proxy wrote.
+        match hops.len().checked_sub(self.trusted_proxy_hops) {
+            Some(i) => hops[i].to_owned(),
+            None => hops.first().map_or_else(peer, |h| (*h).to_owned()),
         }
     }
 }
@@ -170,19 +194,9 @@ pub async fn rate_limit(
     let Some(limiter) = limiter else {
         return next.run(req).await;
     };
-    let client = if let Some(p) = req.extensions().get::<Principal>() {
-        p.0.clone()
-    } else if let Some(forwarded) = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-    {
-        forwarded.trim().to_owned()
-    } else {
-        req.extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+    let client = match req.extensions().get::<Principal>() {
+        Some(p) => format!("principal:{}", p.0),
+        None => limiter.client_address(&req),
     };
     match limiter.take(&client) {
         Ok(()) => next.run(req).await,

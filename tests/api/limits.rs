@@ -77,6 +77,8 @@ async fn clients_over_their_rate_get_429_with_retry_after_and_probes_are_never_l
         c.rate_limit = Some(RateLimit {
             per_second: 1.0,
             burst: 2.0,
+            // One proxy in front, which writes the client's address into X-Forwarded-For.
+            trusted_proxy_hops: 1,
         })
     })
     .await;
@@ -106,4 +108,48 @@ async fn clients_over_their_rate_get_429_with_retry_after_and_probes_are_never_l
     }
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(get("10.0.0.1").await.status(), 200, "the budget refills");
+}
+
+/// A client that writes its own X-Forwarded-For must not choose its own budget:
+/// with no trusted proxy the header is ignored, with N it counts only the entry the
+/// N-th proxy from the gateway wrote.
+#[tokio::test]
+async fn rotating_x_forwarded_for_does_not_escape_the_rate_limit() {
+    for hops in [0usize, 1, 2] {
+        let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+            c.rate_limit = Some(RateLimit {
+                per_second: 0.5,
+                burst: 2.0,
+                trusted_proxy_hops: hops,
+            })
+        })
+        .await;
+        let mut passed = 0;
+        for i in 0..40 {
+            // What the client writes, then what each trusted proxy appended.
+            let mut chain = vec![format!("10.1.{}.{}", i / 250, i % 250)];
+            chain.extend(
+                ["198.51.100.7", "10.0.0.2"]
+                    .iter()
+                    .take(hops)
+                    .map(|s| (*s).to_owned()),
+            );
+            let res = app
+                .client
+                .get(format!("{}/api/reports/daily_usage", app.base))
+                .header("x-forwarded-for", chain.join(", "))
+                .send()
+                .await
+                .expect("get");
+            if res.status() == 200 {
+                passed += 1;
+            } else {
+                assert_eq!(res.status(), 429, "hops {hops}");
+            }
+        }
+        assert_eq!(
+            passed, 2,
+            "hops {hops}: only the burst of 2 may pass, {passed} of 40 did"
+        );
+    }
 }
