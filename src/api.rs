@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use crate::error::AppError;
 use crate::startup::AppState;
@@ -25,9 +25,6 @@ pub fn with_context(request: async_graphql::Request, context: &Context) -> async
         None => request,
     }
 }
-
-/// A self-contained playground: no CDN, so it works on an air-gapped laptop or cluster.
-const PLAYGROUND: &str = include_str!("../assets/playground.html");
 
 /// The GraphQL extractor's rejections as JSON errors a person can act on.
 pub struct JsonRejection(ParseRequestError);
@@ -101,7 +98,7 @@ pub async fn graphql_get(
     let query = query.unwrap_or_default();
     if query.is_empty() {
         if wants_html && state.config.graphql_playground {
-            return Html(PLAYGROUND).into_response();
+            return crate::graphiql::page(state.auth.enabled());
         }
         return AppError::BadRequest(
             "GET /graphql needs a query parameter, e.g. /graphql?query={summary{users}}".into(),
