@@ -54,7 +54,11 @@ fn main() {
 
 fn git_sha() {
     println!("cargo:rerun-if-env-changed=GIT_SHA");
-    println!("cargo:rerun-if-changed=.git/HEAD");
+    // Only when it exists (in a git worktree .git is a file): a missing path
+    // would make cargo rerun this script, and rebuild the crate, every time.
+    if std::path::Path::new(".git/HEAD").is_file() {
+        println!("cargo:rerun-if-changed=.git/HEAD");
+    }
     let sha = std::env::var("GIT_SHA")
         .ok()
         .filter(|s| !s.is_empty())
@@ -87,14 +91,9 @@ fn graphiql() -> Result<(), String> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
     let dir = root.join("assets/graphiql");
     let modules = dir.join("node_modules");
-    // npm ci rewrites this file on every install; the pins and the lock change with a bump.
-    for watched in [
-        "package.json",
-        "package-lock.json",
-        "node_modules/.package-lock.json",
-    ] {
-        println!("cargo:rerun-if-changed={}", dir.join(watched).display());
-    }
+    // The folder: node_modules appearing or going changes it (cargo scans it
+    // whole). Never a path that may be missing: cargo would rerun this every build.
+    println!("cargo:rerun-if-changed={}", dir.display());
     let pins = std::fs::read_to_string(dir.join("package.json"))
         .map_err(|e| format!("assets/graphiql/package.json: {e}"))?;
     let deps = pins
