@@ -12,6 +12,15 @@
 # Builder: the toolchain the project is developed with (rustc 1.95.0), pinned
 # to an exact tag, on Debian 12 "bookworm", the release the runtime image is
 # built from, so the binary links against the same glibc it runs with.
+# GraphiQL's release files (the IDE on GET /graphql): npm ci installs exactly
+# what assets/graphiql/package-lock.json pins, each package checked against its
+# integrity hash, so every released image bundles the same GraphiQL. Node, pinned
+# to an exact tag, exists only in this stage; no node in the runtime image.
+FROM node:20.20.2-bookworm-slim AS graphiql
+WORKDIR /app/assets/graphiql
+COPY assets/graphiql/package.json assets/graphiql/package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+
 FROM rust:1.95.0-slim-bookworm AS chef
 WORKDIR /app
 # cargo-chef pinned, and built from its own Cargo.lock (--locked), so the
@@ -31,9 +40,13 @@ COPY --from=planner /app/recipe.json recipe.json
 # rebuilding below this line, with only the workspace crates left to compile.
 RUN cargo chef cook --release --locked --bin coworking-gateway --recipe-path recipe.json
 COPY . .
+COPY --from=graphiql /app/assets/graphiql/node_modules assets/graphiql/node_modules
 # build.rs reads the commit for build_info{git_sha}; .git is not in the context.
+# GATEWAY_REQUIRE_GRAPHIQL=1: build.rs fails instead of falling back to the
+# simple playground, so an image without GraphiQL is never built by mistake.
 ARG REVISION=unknown
-ENV GIT_SHA=${REVISION}
+ENV GIT_SHA=${REVISION} \
+    GATEWAY_REQUIRE_GRAPHIQL=1
 # /app/data becomes the runtime working directory, owned by the app user:
 # `docker run` without a database uses the embedded SQLite file there.
 RUN cargo build --release --locked --bin coworking-gateway \

@@ -13,7 +13,7 @@ use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 pub use accept::Media;
@@ -32,8 +32,6 @@ pub fn with_context(request: async_graphql::Request, context: &Context) -> async
     }
 }
 
-/// A self-contained playground: no CDN, so it works on an air-gapped laptop or cluster.
-const PLAYGROUND: &str = include_str!("../assets/playground.html");
 
 pub async fn graphql_post(
     State(state): State<AppState>,
@@ -80,7 +78,7 @@ pub async fn graphql_get(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|accept| accept.contains("text/html"));
         if wants_html && state.config.graphql_playground {
-            return Html(PLAYGROUND).into_response();
+            return crate::graphiql::page(state.auth.enabled());
         }
         return AppError::BadRequest(
             "GET /graphql needs a query parameter, e.g. /graphql?query={summary{users}}".into(),

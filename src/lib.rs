@@ -14,6 +14,8 @@ pub mod config;
 pub mod db;
 /// The HTTP error type.
 pub mod error;
+/// The GraphiQL IDE page and its bundled assets.
+pub mod graphiql;
 /// The GraphQL schema.
 pub mod graphql;
 /// Size, time and rate limits; JSON error bodies.

@@ -14,14 +14,14 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::analytics::{Analytics, Limits};
-use crate::auth::{self, AuthConfig};
+use crate::auth::AuthConfig;
 use crate::config::{Config, DatabaseTarget};
 use crate::db::{self, DbStats};
 use crate::error::AppError;
 use crate::graphql::{self, AppSchema, SchemaLimits};
 use crate::limits::{self, RateLimiter};
 use crate::metrics::Metrics;
-use crate::{api, middleware, rest, seed};
+use crate::{api, graphiql, middleware, rest, seed};
 use axum::middleware::{from_fn, from_fn_with_state};
 
 /// Shared by every handler; cheap to clone.
@@ -72,12 +72,22 @@ pub const ROUTES: &[&str] = &[
 /// the limits' own; error bodies become JSON; then the time and size limits;
 /// on the data roads, authentication and the rate limit.
 pub fn router(state: AppState) -> Router {
-    let auth = from_fn_with_state(state.auth.clone(), auth::require);
+    // The IDE page on GET /graphql needs no credentials (it carries no data).
+    let auth = from_fn_with_state(
+        graphiql::AuthExceptPage {
+            auth: state.auth.clone(),
+            page_on: state.config.graphql_playground,
+        },
+        graphiql::require_auth_except_page,
+    );
     let rate = from_fn_with_state(state.rate_limiter.clone(), limits::rate_limit);
     let mut data = Router::new()
         .route("/graphql", get(api::graphql_get).post(api::graphql_post))
         .merge(rest::report_routes());
     let mut open = rest::probe_routes();
+    if state.config.graphql_playground {
+        open = open.merge(graphiql::routes());
+    }
     if state.config.metrics_port.is_none() {
         if state.config.auth.metrics {
             data = data.route("/metrics", get(metrics_endpoint));

@@ -5,6 +5,7 @@ mod auth;
 mod cache;
 mod config_cli;
 mod fuzz;
+mod graphiql;
 mod graphql_spec;
 mod graphql_usage;
 mod graphql_users;
