@@ -1,5 +1,6 @@
 //! The async-graphql schema: one query root per domain, merged; limits, APQ and error codes set in `build_schema`.
 
+mod apq;
 mod extensions;
 mod loaders;
 mod scalars;
@@ -9,9 +10,7 @@ mod visits;
 
 use std::sync::Arc;
 
-use async_graphql::extensions::apollo_persisted_queries::{
-    ApolloPersistedQueries, LruCacheStorage,
-};
+use async_graphql::extensions::apollo_persisted_queries::ApolloPersistedQueries;
 use async_graphql::{EmptyMutation, EmptySubscription, ErrorExtensions, MergedObject, Schema};
 
 use crate::analytics::{Analytics, AnalyticsError};
@@ -30,6 +29,8 @@ pub struct SchemaLimits {
     pub max_complexity: usize,
     pub max_aliases: usize,
     pub introspection: bool,
+    /// Bytes the persisted-query store may hold.
+    pub apq_max_bytes: u64,
 }
 
 /// The one schema every road uses: `/graphql` and the legacy REST adapters.
@@ -53,7 +54,9 @@ pub fn build_schema(
         .extension(extensions::OperationMetrics)
         .extension(extensions::ErrorCodes)
         .extension(extensions::AliasLimit(limits.max_aliases))
-        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(1024)))
+        .extension(ApolloPersistedQueries::new(apq::BoundedApqStorage::new(
+            limits.apq_max_bytes,
+        )))
         .extension(extensions::PerRequestLoaders)
         .finish()
 }
