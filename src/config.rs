@@ -127,6 +127,9 @@ pub struct RawSettings {
     /// Most cached reports kept.
     #[arg(long, env = "CACHE_MAX_ENTRIES", global = true)]
     pub cache_max_entries: Option<String>,
+    /// Bytes all caches together may hold (reports, rendered REST bodies, users, persisted queries).
+    #[arg(long, env = "CACHE_MAX_BYTES", global = true)]
+    pub cache_max_bytes: Option<String>,
     /// Serve /metrics on this port instead of the main one.
     #[arg(long, env = "METRICS_PORT", global = true)]
     pub metrics_port: Option<String>,
@@ -274,6 +277,10 @@ pub struct Config {
     pub metrics_port: Option<u16>,
     pub graphql_known_operations: Vec<String>,
 }
+
+/// 32 MiB: with the ~20 MB the process needs besides, it stays well under the
+/// pod's 64 Mi memory request (k8s/base/deployment.yaml) and half its 128 Mi limit.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 32 << 20;
 
 /// Operation names labelled as themselves by default: the README's and the dashboards' own.
 pub const DEFAULT_KNOWN_OPERATIONS: &str = "Usage,UsageByDay,VisitsPerUser,Visits,Users,User,Summary,Page,DashUsage,DashVisits,DashSummary";
@@ -529,6 +536,14 @@ impl Config {
                     1,
                     10_000_000,
                     "an integer from 1 to 10000000",
+                )?,
+                max_bytes: number(
+                    &raw.cache_max_bytes,
+                    "CACHE_MAX_BYTES (--cache-max-bytes)",
+                    DEFAULT_CACHE_MAX_BYTES,
+                    1_048_576,
+                    1 << 40,
+                    "bytes from 1048576 (1 MiB) to 1099511627776 (1 TiB)",
                 )?,
             },
             metrics_port: match raw

@@ -18,6 +18,10 @@ const DB_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// The caches that refresh in the background: the `cache` label's whole set.
+/// (The rendered REST bodies never refresh on their own; their data comes through `reports`.)
+pub const REFRESHING_CACHES: &[&str] = &["reports"];
+
 /// Operation names that get their own label value; everything else is `other`.
 pub const LEGACY_OPERATIONS: &[&str] = &["LegacyDailyUsage", "LegacyUserVisits"];
 
@@ -31,6 +35,7 @@ pub struct Metrics {
     pub db_duration: HistogramVec,
     pub db_pool: IntGaugeVec,
     pub db_errors: IntCounterVec,
+    pub cache_refresh_failures: IntCounterVec,
     pub tokens_used_today: IntGauge,
     pub tokens_issued_today: IntGauge,
     pub active_users: IntGauge,
@@ -92,6 +97,13 @@ impl Metrics {
             Opts::new("db_errors_total", "Failed database statements by kind."),
             &["kind"],
         )?;
+        let cache_refresh_failures = IntCounterVec::new(
+            Opts::new(
+                "cache_refresh_failures_total",
+                "Background refreshes of a stale cached answer that failed, by cache.",
+            ),
+            &["cache"],
+        )?;
         let tokens_used_today = IntGauge::new(
             "coworking_tokens_used_today",
             "Tokens created today (UTC) that were used.",
@@ -120,6 +132,10 @@ impl Metrics {
             db_errors.with_label_values(&[kind]);
         }
         registry.register(Box::new(db_errors.clone()))?;
+        for cache in REFRESHING_CACHES {
+            cache_refresh_failures.with_label_values(&[cache]);
+        }
+        registry.register(Box::new(cache_refresh_failures.clone()))?;
         registry.register(Box::new(tokens_used_today.clone()))?;
         registry.register(Box::new(tokens_issued_today.clone()))?;
         registry.register(Box::new(active_users.clone()))?;
@@ -140,6 +156,7 @@ impl Metrics {
             db_duration,
             db_pool,
             db_errors,
+            cache_refresh_failures,
             tokens_used_today,
             tokens_issued_today,
             active_users,
@@ -154,6 +171,11 @@ impl Metrics {
             Some(n) if self.known_operations.iter().any(|k| k == n) => n.to_owned(),
             Some(_) => "other".to_owned(),
         }
+    }
+
+    /// The failure counter of one of [`REFRESHING_CACHES`].
+    pub fn refresh_failures(&self, cache: &'static str) -> prometheus::IntCounter {
+        self.cache_refresh_failures.with_label_values(&[cache])
     }
 
     pub fn db_histogram(&self, query: &str) -> Histogram {

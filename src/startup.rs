@@ -220,6 +220,7 @@ impl Application {
                 max_page_size: config.max_page_size,
             },
             config.cache,
+            metrics.refresh_failures("reports"),
         );
         let schema = graphql::build_schema(
             analytics.clone(),
@@ -228,6 +229,7 @@ impl Application {
                 max_complexity: config.graphql_max_complexity,
                 max_aliases: config.graphql_max_aliases,
                 introspection: config.graphql_introspection,
+                apq_max_bytes: config.cache.budget().persisted_queries,
             },
             metrics.clone(),
         );
@@ -253,7 +255,10 @@ impl Application {
             metrics,
             auth: Arc::new(config.auth.clone()),
             rate_limiter: config.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
-            rendered: rest::reports::rendered_cache(config.cache.ttl),
+            rendered: rest::reports::rendered_cache(
+                config.cache.ttl,
+                config.cache.budget().rest_bodies,
+            ),
             shutting_down: Arc::new(AtomicBool::new(false)),
             config: Arc::new(config),
         };

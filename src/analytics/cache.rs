@@ -3,9 +3,14 @@
 //!
 //! Dashboards refresh the same few reports over and over; without this each call
 //! is a full aggregation whose cost grows with the table.
+//!
+//! Every cache here is bounded by the bytes it holds (`CACHE_MAX_BYTES`), not only by
+//! entries: one `usageByDay` over ten years of days is ~180 KB, so ten thousand of
+//! them would be gigabytes (issue 11).
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::mem::size_of;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,6 +74,101 @@ pub struct CachePolicy {
     /// keeps being served, marked stale, until this bound (stale-if-error).
     pub stale: Duration,
     pub max_entries: u64,
+    /// Bytes all the caches together may hold (`CACHE_MAX_BYTES`), shared as [`Budget`] says.
+    pub max_bytes: u64,
+}
+
+/// How `CACHE_MAX_BYTES` is shared between the caches, each bounded on its own.
+///
+/// Reports get half: they are what a BI tool's sweep of distinct ranges fills.
+/// The rendered legacy bodies a quarter: only two keys, but `user_visits` is
+/// about 50 bytes per user (5 MB at 100,000 users). Users by id and persisted
+/// queries an eighth each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub reports: u64,
+    pub rest_bodies: u64,
+    pub users: u64,
+    pub persisted_queries: u64,
+}
+
+impl CachePolicy {
+    pub fn budget(&self) -> Budget {
+        let b = self.max_bytes;
+        Budget {
+            reports: b / 2,
+            rest_bodies: b / 4,
+            users: b / 8,
+            persisted_queries: b / 8,
+        }
+    }
+}
+
+/// What one cache entry costs besides its key and value: moka's node, its
+/// access-order and timer links, the hash table slot and the key's `Arc`. An
+/// allowance from moka's layout, not a measurement.
+pub const ENTRY_OVERHEAD: usize = 192;
+
+/// Header of an `Arc` allocation (strong and weak counts).
+const ARC_HEADER: usize = 2 * size_of::<usize>();
+
+/// An entry's weight for a cache bounded to `budget` bytes and `max_entries`
+/// entries: its bytes, but never less than `budget / max_entries`, so the total
+/// staying within `budget` also keeps the count within `max_entries` (moka
+/// bounds one figure; this makes it bound both).
+pub fn weight(bytes: usize, budget: u64, max_entries: u64) -> u32 {
+    let floor = budget.div_ceil(max_entries.max(1));
+    u32::try_from((bytes as u64).max(floor)).unwrap_or(u32::MAX)
+}
+
+impl Value {
+    /// Heap bytes this value holds: the `Arc` allocation and, for lists, the
+    /// vector's whole capacity (every type in them is plain data, no strings).
+    pub fn heap_bytes(&self) -> usize {
+        fn list<T>(v: &Vec<T>) -> usize {
+            ARC_HEADER + size_of::<Vec<T>>() + v.capacity() * size_of::<T>()
+        }
+        match self {
+            Self::Usage(v) => list(v.as_ref()),
+            Self::Visits(v) => list(v.as_ref()),
+            Self::Summary(_) => ARC_HEADER + size_of::<Summary>(),
+        }
+    }
+}
+
+impl Key {
+    /// The report a key belongs to, for logs and labels.
+    pub fn report(&self) -> &'static str {
+        match self {
+            Self::Usage(_) => "usage",
+            Self::Visits(..) => "visits",
+            Self::Summary(..) => "summary",
+        }
+    }
+}
+
+/// What one cached report costs: key (plain data, stored inline) and the
+/// entry's `Arc` allocation with the value's heap, plus moka's bookkeeping.
+fn entry_bytes(entry: &Entry) -> usize {
+    size_of::<Key>() + ARC_HEADER + size_of::<Entry>() + entry.value.heap_bytes() + ENTRY_OVERHEAD
+}
+
+/// Users by id (`Analytics::users_by_ids`), fresh for the report bound, within
+/// the users' share of the budget and ten times `CACHE_MAX_ENTRIES` entries.
+pub fn user_cache(policy: &CachePolicy) -> moka::future::Cache<i32, entity::users::Model> {
+    let (budget, max_entries) = (policy.budget().users, policy.max_entries.saturating_mul(10));
+    moka::future::Cache::builder()
+        .weigher(move |_: &i32, user: &entity::users::Model| {
+            let bytes = size_of::<i32>()
+                + size_of::<entity::users::Model>()
+                + user.first_name.capacity()
+                + user.last_name.capacity()
+                + ENTRY_OVERHEAD;
+            weight(bytes, budget, max_entries)
+        })
+        .max_capacity(budget)
+        .time_to_live(policy.ttl)
+        .build()
 }
 
 struct Entry {
@@ -80,12 +180,19 @@ pub struct ReportCache {
     entries: moka::future::Cache<Key, Arc<Entry>>,
     policy: CachePolicy,
     refreshing: Arc<Mutex<HashSet<Key>>>,
+    /// `cache_refresh_failures_total{cache="reports"}`.
+    refresh_failures: prometheus::IntCounter,
 }
 
 impl ReportCache {
-    pub fn new(policy: CachePolicy) -> Self {
+    pub fn new(policy: CachePolicy, refresh_failures: prometheus::IntCounter) -> Self {
+        let (budget, max_entries) = (policy.budget().reports, policy.max_entries);
         let entries = moka::future::Cache::builder()
-            .max_capacity(policy.max_entries)
+            .weigher(move |_: &Key, entry: &Arc<Entry>| {
+                weight(entry_bytes(entry), budget, max_entries)
+            })
+            // With a weigher the capacity is the total weight: bytes.
+            .max_capacity(budget)
             // Nothing older than fresh + stale is ever served.
             .time_to_live(policy.ttl + policy.stale)
             .build();
@@ -93,7 +200,27 @@ impl ReportCache {
             entries,
             policy,
             refreshing: Arc::default(),
+            refresh_failures,
         }
+    }
+
+    /// Bytes held, by the weights above (moka settles its figures lazily: see `run_pending_tasks`).
+    pub fn weighted_size(&self) -> u64 {
+        self.entries.weighted_size()
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.entries.entry_count()
+    }
+
+    /// The bound `weighted_size` stays within.
+    pub fn max_bytes(&self) -> u64 {
+        self.policy.budget().reports
+    }
+
+    /// Applies pending inserts and evictions now, so the figures above are settled.
+    pub async fn run_pending_tasks(&self) {
+        self.entries.run_pending_tasks().await;
     }
 
     /// The cached answer for `key`, or `fetch`'s, with one fetch for any number of concurrent callers.
@@ -166,6 +293,7 @@ impl ReportCache {
         }
         drop(refreshing);
         let (entries, refreshing) = (self.entries.clone(), self.refreshing.clone());
+        let failures = self.refresh_failures.clone();
         tokio::spawn(async move {
             match fetch().await {
                 Ok(value) => {
@@ -181,7 +309,18 @@ impl ReportCache {
                 }
                 // The stale entry stays until its bound; the next caller tries again.
                 Err(e) => {
-                    tracing::warn!(error = %e, "background refresh of a cached report failed")
+                    failures.inc();
+                    // `Internal`'s display hides its detail from clients; the log needs it.
+                    let cause = match &e {
+                        super::AnalyticsError::Internal(detail) => detail.clone(),
+                        other => other.to_string(),
+                    };
+                    tracing::warn!(
+                        report = key.report(),
+                        key = ?key,
+                        error = %cause,
+                        "background refresh of a cached report failed; the stale answer is served until its bound"
+                    )
                 }
             }
             if let Ok(mut set) = refreshing.lock() {

@@ -137,15 +137,17 @@ pub struct Analytics {
 }
 
 impl Analytics {
-    pub fn new(db: DatabaseConnection, limits: Limits, cache: CachePolicy) -> Self {
+    /// `refresh_failures` counts background refreshes of the report cache that failed.
+    pub fn new(
+        db: DatabaseConnection,
+        limits: Limits,
+        cache: CachePolicy,
+        refresh_failures: prometheus::IntCounter,
+    ) -> Self {
         let dialect = Dialect::of(&db);
-        let user_cache = (cache.ttl > Duration::ZERO).then(|| {
-            moka::future::Cache::builder()
-                .max_capacity(cache.max_entries.saturating_mul(10))
-                .time_to_live(cache.ttl)
-                .build()
-        });
-        let cache = (cache.ttl > Duration::ZERO).then(|| Arc::new(ReportCache::new(cache)));
+        let user_cache = (cache.ttl > Duration::ZERO).then(|| cache::user_cache(&cache));
+        let cache = (cache.ttl > Duration::ZERO)
+            .then(|| Arc::new(ReportCache::new(cache, refresh_failures)));
         Self {
             db,
             dialect,
@@ -169,6 +171,11 @@ impl Analytics {
                 source: Source::Miss,
             }),
         }
+    }
+
+    /// The report cache, `None` when it is off (for its figures).
+    pub fn report_cache(&self) -> Option<&ReportCache> {
+        self.cache.as_deref()
     }
 
     pub fn limits(&self) -> Limits {

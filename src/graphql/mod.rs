@@ -1,5 +1,6 @@
 //! The async-graphql schema: one query root per domain, merged; limits, APQ and error codes set in `build_schema`.
 
+mod apq;
 mod checks;
 mod conformance;
 mod extensions;
@@ -13,9 +14,7 @@ mod visits;
 
 use std::sync::Arc;
 
-use async_graphql::extensions::apollo_persisted_queries::{
-    ApolloPersistedQueries, LruCacheStorage,
-};
+use async_graphql::extensions::apollo_persisted_queries::ApolloPersistedQueries;
 use async_graphql::{EmptyMutation, EmptySubscription, ErrorExtensions, MergedObject, Schema};
 
 use crate::analytics::{Analytics, AnalyticsError};
@@ -35,6 +34,8 @@ pub struct SchemaLimits {
     pub max_complexity: usize,
     pub max_aliases: usize,
     pub introspection: bool,
+    /// Bytes the persisted-query store may hold.
+    pub apq_max_bytes: u64,
 }
 
 /// The one schema every road uses: `/graphql` and the legacy REST adapters.
@@ -57,7 +58,9 @@ pub fn build_schema(
         .extension(extensions::OperationMetrics)
         .extension(extensions::ErrorCodes)
         .extension(extensions::AliasLimit(limits.max_aliases))
-        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(1024)))
+        .extension(ApolloPersistedQueries::new(apq::BoundedApqStorage::new(
+            limits.apq_max_bytes,
+        )))
         // Inside APQ, so it sees the query a persisted hash stands for.
         .extension(conformance::Conformance {
             max_depth: limits.max_depth,

@@ -162,9 +162,17 @@ pub struct Rendered {
 /// thousands of rows. A miss takes the GraphQL road as always.
 pub type RenderedCache = moka::future::Cache<&'static str, Arc<Rendered>>;
 
-pub fn rendered_cache(ttl: Duration) -> RenderedCache {
+/// Weighed by body bytes within `max_bytes` (the REST share of `CACHE_MAX_BYTES`);
+/// a body larger than that is served but not kept.
+pub fn rendered_cache(ttl: Duration, max_bytes: u64) -> RenderedCache {
+    use crate::analytics::cache::ENTRY_OVERHEAD;
     moka::future::Cache::builder()
-        .max_capacity(8)
+        .weigher(|_: &&'static str, rendered: &Arc<Rendered>| {
+            // One entry per report, so only the bytes bound it.
+            let bytes = std::mem::size_of::<Rendered>() + rendered.body.len() + ENTRY_OVERHEAD;
+            u32::try_from(bytes).unwrap_or(u32::MAX)
+        })
+        .max_capacity(max_bytes)
         .time_to_live(ttl.max(Duration::from_millis(1)))
         .build()
 }

@@ -24,6 +24,8 @@ fn defaults_are_the_embedded_sqlite_file_on_port_5153() {
     assert_eq!(config.max_page_size, 1_000);
     assert_eq!(config.graphql_max_depth, 12);
     assert_eq!(config.graphql_max_complexity, 2_000);
+    assert_eq!(config.cache.max_bytes, 32 * 1024 * 1024);
+    assert_eq!(config.cache.max_entries, 10_000);
 }
 
 #[test]
@@ -100,6 +102,8 @@ fn bad_settings_exit_2_with_one_line_naming_the_setting() {
         ("DB_PORT", "-1", "DB_PORT"),
         ("BIND_ADDRESS", "localhost:80", "BIND_ADDRESS"),
         ("GRAPHQL_MAX_DEPTH", "0", "GRAPHQL_MAX_DEPTH"),
+        ("CACHE_MAX_BYTES", "32MiB", "CACHE_MAX_BYTES"),
+        ("CACHE_MAX_BYTES", "1000", "CACHE_MAX_BYTES"),
     ];
     for (var, value, named) in cases {
         let mut cmd = gateway();

@@ -3,6 +3,7 @@
 
 mod auth;
 mod cache;
+mod cache_bytes;
 mod config_cli;
 mod fuzz;
 mod graphiql;
