@@ -32,7 +32,6 @@ pub fn with_context(request: async_graphql::Request, context: &Context) -> async
     }
 }
 
-
 pub async fn graphql_post(
     State(state): State<AppState>,
     context: Context,
