@@ -19,10 +19,88 @@ use crate::config::{ConfigError, RawSettings};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal(pub String);
 
+/// Why a request was refused; the variant alone decides the message and the
+/// `WWW-Authenticate` challenge of the `401`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// Neither `X-API-Key` nor `Authorization` was sent.
+    MissingCredentials,
+    /// `Authorization` with a scheme other than Bearer.
+    UnsupportedScheme,
+    /// An API key (either header) that matches no configured digest.
+    InvalidApiKey,
+    /// A JWT that fails its signature, `exp`/`nbf` or `aud` checks.
+    InvalidToken,
+}
+
+const CHALLENGE: &str = "Bearer realm=\"coworking-gateway\"";
+const CHALLENGE_INVALID: &str = "Bearer realm=\"coworking-gateway\", error=\"invalid_token\"";
+
+impl AuthFailure {
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::MissingCredentials => {
+                "missing credentials: send Authorization: Bearer <token> or X-API-Key: <key>"
+            }
+            Self::UnsupportedScheme => "unsupported Authorization scheme: use Bearer",
+            Self::InvalidApiKey => "invalid API key",
+            Self::InvalidToken => "invalid or expired token",
+        }
+    }
+
+    /// The bare challenge only when no credentials came at all; every refused credential,
+    /// a non-Bearer scheme included, is told `error="invalid_token"`.
+    pub fn challenge(self) -> &'static str {
+        match self {
+            Self::MissingCredentials => CHALLENGE,
+            Self::UnsupportedScheme | Self::InvalidApiKey | Self::InvalidToken => CHALLENGE_INVALID,
+        }
+    }
+}
+
+impl fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl IntoResponse for AuthFailure {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": "UNAUTHENTICATED", "message": self.message() } });
+        (
+            StatusCode::UNAUTHORIZED,
+            [(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(self.challenge()),
+            )],
+            axum::Json(body),
+        )
+            .into_response()
+    }
+}
+
+/// A JWT verification key with its [`Validation`], built once with the config.
+#[derive(Clone)]
+struct JwtKey {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+/// The checks every token passes: its key's algorithm only (so never `none`), `exp` and `aud`
+/// required, `nbf` honoured, 5 s of leeway.
+fn validation(alg: Algorithm, audience: &str) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.leeway = 5;
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp", "aud"]);
+    validation.set_audience(&[audience]);
+    validation
+}
+
 #[derive(Clone, Default)]
 pub struct AuthConfig {
     api_key_digests: Vec<[u8; 32]>,
-    jwt_keys: Vec<(DecodingKey, Algorithm)>,
+    jwt_keys: Vec<JwtKey>,
     audience: Option<String>,
     /// Whether /metrics needs credentials too.
     pub metrics: bool,
@@ -58,20 +136,35 @@ fn digest_of(hex: &str, setting: &'static str) -> Result<[u8; 32], ConfigError> 
             "64 hex characters per key, e.g. from `printf %s KEY | sha256sum`",
         )
     };
-    if hex.len() != 64 {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex, &mut out).map_err(|_| bad())?;
+    Ok(out)
+}
+
+/// Every PEM block of the file as an RS256 key; none, or one that is not an RSA key, is refused.
+fn rsa_keys(pems: &str) -> Result<Vec<DecodingKey>, ConfigError> {
+    let bad = || {
+        ConfigError::new(
+            "AUTH_JWT_RS256_PUBLIC_KEYS_FILE",
+            "not PEM RSA public keys",
+            "a file of one or more -----BEGIN PUBLIC KEY----- blocks",
+        )
+    };
+    let blocks = pem::parse_many(pems).map_err(|_| bad())?;
+    if blocks.is_empty() {
         return Err(bad());
     }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
-            .map_err(|_| bad())?;
-    }
-    Ok(out)
+    blocks
+        .iter()
+        // jsonwebtoken reads the SPKI (`PUBLIC KEY`) or PKCS#1 wrapping from the PEM text.
+        .map(|block| DecodingKey::from_rsa_pem(pem::encode(block).as_bytes()).map_err(|_| bad()))
+        .collect()
 }
 
 impl AuthConfig {
     pub fn from_raw(raw: &RawSettings) -> Result<Self, ConfigError> {
         let mut config = Self::default();
+        let mut jwt_keys: Vec<(DecodingKey, Algorithm)> = Vec::new();
         let mut digests = Vec::new();
         if let Some(list) = raw.auth_api_key_hashes.as_deref() {
             digests.extend(
@@ -110,7 +203,7 @@ impl AuthConfig {
                     "a file holding a secret of at least 32 bytes",
                 ));
             }
-            config.jwt_keys.push((
+            jwt_keys.push((
                 DecodingKey::from_secret(secret.as_bytes()),
                 Algorithm::HS256,
             ));
@@ -121,27 +214,7 @@ impl AuthConfig {
             .filter(|p| !p.trim().is_empty())
         {
             let pems = read_file(path, "AUTH_JWT_RS256_PUBLIC_KEYS_FILE")?;
-            let bad = || {
-                ConfigError::new(
-                    "AUTH_JWT_RS256_PUBLIC_KEYS_FILE",
-                    "not PEM RSA public keys",
-                    "a file of one or more -----BEGIN PUBLIC KEY----- blocks",
-                )
-            };
-            let blocks: Vec<String> = pems
-                .split("-----BEGIN")
-                .filter(|b| b.contains("-----END"))
-                .map(|b| format!("-----BEGIN{b}"))
-                .collect();
-            if blocks.is_empty() {
-                return Err(bad());
-            }
-            for block in blocks {
-                config.jwt_keys.push((
-                    DecodingKey::from_rsa_pem(block.as_bytes()).map_err(|_| bad())?,
-                    Algorithm::RS256,
-                ));
-            }
+            jwt_keys.extend(rsa_keys(&pems)?.into_iter().map(|k| (k, Algorithm::RS256)));
         }
         config.audience = raw
             .auth_jwt_audience
@@ -149,12 +222,21 @@ impl AuthConfig {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned);
-        if !config.jwt_keys.is_empty() && config.audience.is_none() {
-            return Err(ConfigError::new(
-                "AUTH_JWT_AUDIENCE",
-                "JWT keys are configured without an audience",
-                "the `aud` your tokens carry, e.g. coworking-gateway",
-            ));
+        if !jwt_keys.is_empty() {
+            let Some(audience) = config.audience.as_deref() else {
+                return Err(ConfigError::new(
+                    "AUTH_JWT_AUDIENCE",
+                    "JWT keys are configured without an audience",
+                    "the `aud` your tokens carry, e.g. coworking-gateway",
+                ));
+            };
+            config.jwt_keys = jwt_keys
+                .into_iter()
+                .map(|(key, alg)| JwtKey {
+                    key,
+                    validation: validation(alg, audience),
+                })
+                .collect();
         }
         config.metrics = match raw
             .auth_metrics
@@ -197,66 +279,40 @@ impl AuthConfig {
         struct Claims {
             sub: Option<String>,
         }
-        self.jwt_keys.iter().find_map(|(key, alg)| {
-            let mut validation = Validation::new(*alg);
-            validation.leeway = 5;
-            validation.validate_nbf = true;
-            validation.set_required_spec_claims(&["exp", "aud"]);
-            if let Some(aud) = &self.audience {
-                validation.set_audience(&[aud]);
-            }
-            decode::<Claims>(token, key, &validation)
+        self.jwt_keys.iter().find_map(|jwt| {
+            decode::<Claims>(token, &jwt.key, &jwt.validation)
                 .ok()
                 .map(|data| Principal(format!("jwt:{}", data.claims.sub.unwrap_or_default())))
         })
     }
 
     /// The caller, from `X-API-Key: <key>` or `Authorization: Bearer <jwt or key>`.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, &'static str> {
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthFailure> {
         if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-            return self.check_api_key(key.trim()).ok_or("invalid API key");
+            return self
+                .check_api_key(key.trim())
+                .ok_or(AuthFailure::InvalidApiKey);
         }
         let Some(auth) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         else {
-            return Err(
-                "missing credentials: send Authorization: Bearer <token> or X-API-Key: <key>",
-            );
+            return Err(AuthFailure::MissingCredentials);
         };
         let Some(token) = auth
             .strip_prefix("Bearer ")
             .or_else(|| auth.strip_prefix("bearer "))
             .map(str::trim)
         else {
-            return Err("unsupported Authorization scheme: use Bearer");
+            return Err(AuthFailure::UnsupportedScheme);
         };
         // A JWT has three dot-separated parts; anything else is taken as an API key.
         if token.matches('.').count() == 2 {
-            self.check_jwt(token).ok_or("invalid or expired token")
+            self.check_jwt(token).ok_or(AuthFailure::InvalidToken)
         } else {
-            self.check_api_key(token).ok_or("invalid API key")
+            self.check_api_key(token).ok_or(AuthFailure::InvalidApiKey)
         }
     }
-}
-
-fn unauthorized(reason: &'static str) -> Response {
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        axum::Json(json!({ "error": { "code": "UNAUTHENTICATED", "message": reason } })),
-    )
-        .into_response();
-    let challenge = if reason.starts_with("missing") {
-        "Bearer realm=\"coworking-gateway\"".to_owned()
-    } else {
-        "Bearer realm=\"coworking-gateway\", error=\"invalid_token\"".to_owned()
-    };
-    if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
-    }
-    response
 }
 
 /// Refuses requests without valid credentials when authentication is on.
@@ -273,6 +329,252 @@ pub async fn require(
             req.extensions_mut().insert(principal);
             next.run(req).await
         }
-        Err(reason) => unauthorized(reason),
+        Err(failure) => failure.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use axum::http::HeaderValue;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+
+    use super::*;
+
+    /// SHA-256("abc"), the FIPS 180-2 test vector.
+    const ABC_SHA256: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    const SECRET: &str = "unit-test-hs256-secret-of-at-least-32-bytes";
+    const AUD: &str = "unit-aud";
+    /// Two test-only 1024-bit RSA public keys (generated for these tests), with text around them.
+    const TWO_RSA: &str = "# first\n-----BEGIN PUBLIC KEY-----
+MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQCjm9Fg4P6/T2ZQACZJG+ZoOROW
+O0JCYbiarrR1cTUU/OQG02rPEP16b3LKpVpJpRL/uSM/sAZDAQvOLcseNf41ICoL
+TCG8uZq7TbrY0TNeu5QBT3vShHYU8yEeGjex4YIs+yyp41jtGwSc7kN4DQn51+hU
+PWmUPUbwoQtw8CKrUQIDAQAB
+-----END PUBLIC KEY-----
+# second
+-----BEGIN PUBLIC KEY-----
+MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQC8Nk57730ayRjNoi/o5Uk582dt
+fsLsBVCtv81UNA4D12t+wP1jMz1yXi+81Ugv9EI8qTNcDHQmyB7nMRv7/oUC5FRY
+qUuGXmRgrNVq1A+ZWplXQHb95AQcFMOmuf5/F6v+f3ow95aYHDmFXG3lNAYwes39
+llaaKYAIBHTKl/cZTQIDAQAB
+-----END PUBLIC KEY-----
+";
+    /// A P-256 public key: PEM, but not RSA.
+    const EC_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEJuWmXLtJIL0js/+mlv/kQkaRxvjM
+MzOGJVqu7xxJWRMJo+wNLzy3PyQiiRt7YzVZFL7FR3sctMXENGKXj9Y1/Q==
+-----END PUBLIC KEY-----
+";
+
+    fn now() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+
+    /// A fresh file per call, so tests running in parallel never read a half-written one.
+    fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("gw-auth-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join(format!("{n}-{name}"));
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    /// API key "abc" and the HS256 secret, built the way the server builds it.
+    fn config() -> AuthConfig {
+        let secret = temp_file("hs256", &format!("{SECRET}\n"));
+        AuthConfig::from_raw(&RawSettings {
+            auth_api_key_hashes: Some(ABC_SHA256.into()),
+            auth_jwt_hs256_secret_file: Some(secret.display().to_string()),
+            auth_jwt_audience: Some(AUD.into()),
+            ..RawSettings::default()
+        })
+        .expect("config")
+    }
+
+    fn hs256(claims: serde_json::Value) -> String {
+        let key = EncodingKey::from_secret(SECRET.as_bytes());
+        encode(&Header::new(Algorithm::HS256), &claims, &key).expect("encode")
+    }
+
+    fn headers(name: &'static str, value: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(name, HeaderValue::from_str(value).expect("header"));
+        map
+    }
+
+    #[tokio::test]
+    async fn each_failure_answers_401_with_its_challenge_and_message() {
+        let bare = r#"Bearer realm="coworking-gateway""#;
+        let invalid = r#"Bearer realm="coworking-gateway", error="invalid_token""#;
+        let cases = [
+            (
+                AuthFailure::MissingCredentials,
+                bare,
+                "missing credentials: send Authorization: Bearer <token> or X-API-Key: <key>",
+            ),
+            (
+                AuthFailure::UnsupportedScheme,
+                invalid,
+                "unsupported Authorization scheme: use Bearer",
+            ),
+            (AuthFailure::InvalidApiKey, invalid, "invalid API key"),
+            (
+                AuthFailure::InvalidToken,
+                invalid,
+                "invalid or expired token",
+            ),
+        ];
+        for (failure, challenge, message) in cases {
+            let response = failure.into_response();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{failure:?}");
+            let headers = response.headers();
+            assert_eq!(
+                headers.get_all(header::WWW_AUTHENTICATE).iter().count(),
+                1,
+                "{failure:?}"
+            );
+            assert_eq!(
+                headers
+                    .get(header::WWW_AUTHENTICATE)
+                    .map(HeaderValue::as_bytes),
+                Some(challenge.as_bytes()),
+                "{failure:?}"
+            );
+            let bytes = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .expect("body");
+            let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+            assert_eq!(
+                body,
+                json!({ "error": { "code": "UNAUTHENTICATED", "message": message } }),
+                "{failure:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn authenticate_names_the_failure_of_each_header_shape() {
+        let auth = config();
+        let valid = hs256(json!({ "sub": "ana", "aud": AUD, "exp": now() + 600 }));
+        let cases = [
+            (HeaderMap::new(), Err(AuthFailure::MissingCredentials)),
+            (headers("x-api-key", "abc"), Ok("api-key-0")),
+            (headers("x-api-key", "abd"), Err(AuthFailure::InvalidApiKey)),
+            (
+                headers("x-api-key", ABC_SHA256),
+                Err(AuthFailure::InvalidApiKey),
+            ),
+            (
+                headers("authorization", "Basic dXNlcjpwYXNz"),
+                Err(AuthFailure::UnsupportedScheme),
+            ),
+            (headers("authorization", "Bearer abc"), Ok("api-key-0")),
+            (headers("authorization", "bearer abc"), Ok("api-key-0")),
+            (
+                headers("authorization", "Bearer abd"),
+                Err(AuthFailure::InvalidApiKey),
+            ),
+            (
+                headers("authorization", &format!("Bearer {valid}")),
+                Ok("jwt:ana"),
+            ),
+            (
+                headers("authorization", "Bearer a.b.c"),
+                Err(AuthFailure::InvalidToken),
+            ),
+        ];
+        for (map, expected) in cases {
+            let got = auth.authenticate(&map);
+            assert_eq!(
+                got.as_ref().map(|p| p.0.as_str()),
+                expected.as_ref().copied(),
+                "{map:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_validation_built_with_the_config_checks_exp_nbf_aud_with_5s_leeway() {
+        let auth = config();
+        let bearer = |claims| headers("authorization", &format!("Bearer {}", hs256(claims)));
+        let now = now();
+        let cases = [
+            (json!({ "aud": AUD, "exp": now - 2 }), true),
+            (json!({ "aud": AUD, "exp": now - 60 }), false),
+            (
+                json!({ "aud": AUD, "exp": now + 600, "nbf": now + 60 }),
+                false,
+            ),
+            (json!({ "aud": "other", "exp": now + 600 }), false),
+            (json!({ "exp": now + 600 }), false),
+            (json!({ "aud": AUD }), false),
+        ];
+        for (claims, accepted) in cases {
+            let got = auth.authenticate(&bearer(claims.clone()));
+            assert_eq!(got.is_ok(), accepted, "{claims}: {got:?}");
+            if !accepted {
+                assert_eq!(got, Err(AuthFailure::InvalidToken), "{claims}");
+            }
+        }
+    }
+
+    #[test]
+    fn digests_are_64_hex_characters_of_either_case() {
+        let expected: [u8; 32] = Sha256::digest(b"abc").into();
+        assert_eq!(digest_of(ABC_SHA256, "S").ok(), Some(expected));
+        assert_eq!(
+            digest_of(&format!(" {}\n", ABC_SHA256.to_uppercase()), "S").ok(),
+            Some(expected)
+        );
+        let plus = "+f".repeat(32);
+        let bad = [
+            &ABC_SHA256[..63],
+            &ABC_SHA256[..62],
+            &format!("{ABC_SHA256}00"),
+            &format!("{}g", &ABC_SHA256[..63]),
+            plus.as_str(),
+            "",
+        ];
+        for hex in bad {
+            let err = digest_of(hex, "AUTH_API_KEY_HASHES").expect_err(hex);
+            assert_eq!(err.setting, "AUTH_API_KEY_HASHES", "{hex}");
+            assert_eq!(err.problem, "an entry is not a SHA-256 hex digest");
+        }
+    }
+
+    #[test]
+    fn rs256_files_hold_one_or_more_rsa_pem_blocks() {
+        assert_eq!(rsa_keys(TWO_RSA).map(|k| k.len()).ok(), Some(2));
+        // A block cut short at the end of the file is skipped, as before.
+        let cut = format!("{TWO_RSA}-----BEGIN PUBLIC KEY-----\nMIGf");
+        assert_eq!(rsa_keys(&cut).map(|k| k.len()).ok(), Some(2));
+        let broken = TWO_RSA.replacen("MIGf", "M!Gf", 1);
+        for bad in ["", "# no keys here\n", EC_KEY, broken.as_str()] {
+            let err = rsa_keys(bad).err().map(|e| (e.setting, e.problem));
+            assert_eq!(
+                err,
+                Some((
+                    "AUTH_JWT_RS256_PUBLIC_KEYS_FILE",
+                    "not PEM RSA public keys".to_owned()
+                )),
+                "{bad}"
+            );
+        }
+        let file = temp_file("rsa.pub", TWO_RSA);
+        let auth = AuthConfig::from_raw(&RawSettings {
+            auth_jwt_rs256_public_keys_file: Some(file.display().to_string()),
+            auth_jwt_audience: Some(AUD.into()),
+            ..RawSettings::default()
+        })
+        .expect("config");
+        assert_eq!(auth.jwt_keys.len(), 2);
+        assert!(auth.enabled());
     }
 }
