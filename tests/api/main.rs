@@ -21,3 +21,4 @@ mod reference;
 mod rest_reports;
 mod seed;
 mod shutdown;
+mod spawn_env;

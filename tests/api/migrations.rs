@@ -1,7 +1,5 @@
 //! Migrations: adopting a database made by the legacy scripts, and idempotence on both backends.
 
-use std::process::Command;
-
 use sea_orm::{ConnectionTrait, Database};
 
 use crate::helpers::{Backend, PgDatabase, TestApp, backends, legacy_dir, pg_admin_url};
@@ -61,8 +59,7 @@ async fn migrate_adopts_a_legacy_database_twice_without_touching_rows() {
     let admin = url::Url::parse(&pg.url).expect("url");
     for run in 1..=2 {
         // Exactly how operators run it: the legacy variables, no DATABASE_URL.
-        let out = Command::new(env!("CARGO_BIN_EXE_coworking-gateway"))
-            .env_remove("DATABASE_URL")
+        let out = crate::helpers::gateway_command()
             .env("DB_USERNAME", admin.username())
             .env("DB_HOST", admin.host_str().expect("host"))
             .env("DB_PORT", admin.port().unwrap_or(5432).to_string())

@@ -163,10 +163,7 @@ async fn seed_command_reports_progress_and_refuses_a_second_run() {
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let path = dir.join("demo.db");
     let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_coworking-gateway"))
-            .env_remove("DATABASE_URL")
-            .env_remove("DB_USERNAME")
-            .env_remove("DB_HOST")
+        crate::helpers::gateway_command()
             .env("SQLITE_PATH", &path)
             .args(["seed", "--users", "50", "--tokens", "120", "--seed", "3"])
             .output()
