@@ -34,6 +34,22 @@ pub fn backends() -> Vec<Backend> {
     }
 }
 
+/// For one `#[case]` of a test: true (with a printed note) when `backend` cannot run here,
+/// that is PostgreSQL without `TEST_DATABASE_URL`. Each backend is its own case, so a failure
+/// on one cannot hide the result on the other.
+pub fn unavailable(backend: Backend) -> bool {
+    if backend == Backend::Postgres && pg_admin_url().is_none() {
+        eprintln!(
+            "NOTE: TEST_DATABASE_URL is not set: {} was NOT run.",
+            std::thread::current()
+                .name()
+                .unwrap_or("this PostgreSQL case")
+        );
+        return true;
+    }
+    false
+}
+
 pub fn pg_admin_url() -> Option<String> {
     std::env::var("TEST_DATABASE_URL")
         .ok()
