@@ -5,11 +5,7 @@ use std::process::Command;
 use coworking_gateway::config::{Config, DatabaseTarget, RawSettings};
 
 fn gateway() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coworking-gateway"));
-    for var in crate::helpers::GATEWAY_ENV {
-        cmd.env_remove(var);
-    }
-    cmd
+    crate::helpers::gateway_command()
 }
 
 #[test]

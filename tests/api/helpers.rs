@@ -1,12 +1,13 @@
 //! Spawns the real app on port 0 against a fresh database (SQLite in memory; PostgreSQL when
 //! `TEST_DATABASE_URL` is set) and talks HTTP to it.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, LazyLock, Once};
 
-use coworking_gateway::config::{Config, LogFormat};
+use coworking_gateway::config::{Cli, Config, LogFormat};
 use coworking_gateway::db::DbStats;
 use coworking_gateway::startup::Application;
 use entity::{tokens, users};
@@ -31,6 +32,22 @@ pub fn backends() -> Vec<Backend> {
         });
         vec![Backend::Sqlite]
     }
+}
+
+/// For one `#[case]` of a test: true (with a printed note) when `backend` cannot run here,
+/// that is PostgreSQL without `TEST_DATABASE_URL`. Each backend is its own case, so a failure
+/// on one cannot hide the result on the other.
+pub fn unavailable(backend: Backend) -> bool {
+    if backend == Backend::Postgres && pg_admin_url().is_none() {
+        eprintln!(
+            "NOTE: TEST_DATABASE_URL is not set: {} was NOT run.",
+            std::thread::current()
+                .name()
+                .unwrap_or("this PostgreSQL case")
+        );
+        return true;
+    }
+    false
 }
 
 pub fn pg_admin_url() -> Option<String> {
@@ -316,20 +333,52 @@ impl Proxy {
     }
 }
 
-/// Settings a test must not inherit from the developer's shell.
-pub const GATEWAY_ENV: &[&str] = &[
-    "DATABASE_URL",
-    "DB_USERNAME",
-    "DB_PASSWORD",
-    "DB_HOST",
-    "DB_PORT",
-    "DB_NAME",
-    "APP_PORT",
-    "LOG_FORMAT",
-    "SQLITE_PATH",
-    "BIND_ADDRESS",
-    "RUST_LOG",
-];
+/// Variables the gateway reads outside its clap definition: the password (env only, so it
+/// never shows in `ps`) and the log filter of `tracing-subscriber`.
+pub const ENV_ONLY: &[&str] = &["DB_PASSWORD", "RUST_LOG"];
+
+/// Every `env = "…"` name of the CLI definition, root, globals and subcommands alike.
+pub fn clap_env_names() -> BTreeSet<String> {
+    fn walk(cmd: &clap::Command, names: &mut BTreeSet<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(name) = arg.get_env().and_then(|n| n.to_str()) {
+                names.insert(name.to_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, names);
+        }
+    }
+    let mut names = BTreeSet::new();
+    walk(&<Cli as clap::CommandFactory>::command(), &mut names);
+    names
+}
+
+/// Settings a test must not inherit from the developer's shell: derived from the CLI
+/// definition, so a new setting is cleared the day it is added.
+pub fn gateway_env() -> &'static BTreeSet<String> {
+    static NAMES: LazyLock<BTreeSet<String>> = LazyLock::new(|| {
+        let mut names = clap_env_names();
+        names.extend(ENV_ONLY.iter().map(|n| (*n).to_owned()));
+        names
+    });
+    &NAMES
+}
+
+/// Removes every setting of [`gateway_env`] from what `cmd` passes to its child.
+pub fn clear_gateway_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for var in gateway_env() {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// The gateway binary with nothing inherited that it would read as a setting.
+pub fn gateway_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_coworking-gateway"));
+    clear_gateway_env(&mut cmd);
+    cmd
+}
 
 /// The real binary as a child process (for signals, exit codes and its log).
 pub struct GatewayProcess {
@@ -340,6 +389,16 @@ pub struct GatewayProcess {
 
 impl GatewayProcess {
     pub fn spawn(env: &[(&str, &str)], args: &[&str]) -> Self {
+        Self::spawn_from(
+            std::process::Command::new(env!("CARGO_BIN_EXE_coworking-gateway")),
+            env,
+            args,
+        )
+    }
+
+    /// Spawns `cmd` after clearing [`gateway_env`] from it, then setting `env`: whatever `cmd`
+    /// would have passed on (its own `env` calls or the parent's environment) is dropped.
+    pub fn spawn_from(mut cmd: std::process::Command, env: &[(&str, &str)], args: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -350,11 +409,8 @@ impl GatewayProcess {
             rand::random::<u32>()
         ));
         let log = std::fs::File::create(&log_path).expect("log file");
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_coworking-gateway"));
-        for var in GATEWAY_ENV {
-            cmd.env_remove(var);
-        }
-        cmd.env("APP_PORT", port.to_string())
+        clear_gateway_env(&mut cmd)
+            .env("APP_PORT", port.to_string())
             .env("BIND_ADDRESS", "127.0.0.1")
             .env("LOG_FORMAT", "json");
         for (k, v) in env {

@@ -22,3 +22,4 @@ mod reference;
 mod rest_reports;
 mod seed;
 mod shutdown;
+mod spawn_env;

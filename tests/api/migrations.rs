@@ -1,10 +1,9 @@
 //! Migrations: adopting a database made by the legacy scripts, and idempotence on both backends.
 
-use std::process::Command;
-
+use rstest::rstest;
 use sea_orm::{ConnectionTrait, Database};
 
-use crate::helpers::{Backend, PgDatabase, TestApp, backends, legacy_dir, pg_admin_url};
+use crate::helpers::{Backend, PgDatabase, TestApp, legacy_dir, pg_admin_url, unavailable};
 
 /// Loads the legacy DDL and seed into a fresh PostgreSQL database, as the legacy scripts did.
 pub async fn legacy_loaded_database() -> Option<PgDatabase> {
@@ -61,8 +60,7 @@ async fn migrate_adopts_a_legacy_database_twice_without_touching_rows() {
     let admin = url::Url::parse(&pg.url).expect("url");
     for run in 1..=2 {
         // Exactly how operators run it: the legacy variables, no DATABASE_URL.
-        let out = Command::new(env!("CARGO_BIN_EXE_coworking-gateway"))
-            .env_remove("DATABASE_URL")
+        let out = crate::helpers::gateway_command()
             .env("DB_USERNAME", admin.username())
             .env("DB_HOST", admin.host_str().expect("host"))
             .env("DB_PORT", admin.port().unwrap_or(5432).to_string())
@@ -99,31 +97,35 @@ async fn migrate_adopts_a_legacy_database_twice_without_touching_rows() {
     );
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
 #[tokio::test]
-async fn migrations_create_the_legacy_schema_and_rerun_as_a_no_op() {
-    for backend in backends() {
-        let app = TestApp::spawn(backend).await;
-        let applied = app.query_i64("SELECT COUNT(*) FROM seaql_migrations").await;
-        assert_eq!(applied, 2, "{backend:?}");
-        app.insert(
-            &[crate::reference::user(1, "2023-01-01 00:00:00", true)],
-            &[crate::reference::token(1, 1, "2023-01-02 10:00:00", None)],
-        )
-        .await;
-        coworking_gateway::db::migrate(&app.db)
-            .await
-            .expect("second run");
-        assert_eq!(
-            app.query_i64("SELECT COUNT(*) FROM seaql_migrations").await,
-            2
-        );
-        assert_eq!(app.query_i64("SELECT COUNT(*) FROM tokens").await, 1);
-        // The legacy foreign key holds on both backends.
-        let orphan = app.db.execute_unprepared("INSERT INTO tokens (user_id, token, created_at) VALUES (999, '000000', '2023-01-01 00:00:00')").await;
-        assert!(orphan.is_err(), "{backend:?}: token without user accepted");
-        if backend == Backend::Postgres {
-            let pk = app.query_i64("SELECT COUNT(*) FROM pg_constraint WHERE conname IN ('users_pk', 'tokens_pk', 'tokens_users_id_fk')").await;
-            assert_eq!(pk, 3);
-        }
+async fn migrations_create_the_legacy_schema_and_rerun_as_a_no_op(#[case] backend: Backend) {
+    if unavailable(backend) {
+        return;
+    }
+    let app = TestApp::spawn(backend).await;
+    let applied = app.query_i64("SELECT COUNT(*) FROM seaql_migrations").await;
+    assert_eq!(applied, 2, "{backend:?}");
+    app.insert(
+        &[crate::reference::user(1, "2023-01-01 00:00:00", true)],
+        &[crate::reference::token(1, 1, "2023-01-02 10:00:00", None)],
+    )
+    .await;
+    coworking_gateway::db::migrate(&app.db)
+        .await
+        .expect("second run");
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM seaql_migrations").await,
+        2
+    );
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM tokens").await, 1);
+    // The legacy foreign key holds on both backends.
+    let orphan = app.db.execute_unprepared("INSERT INTO tokens (user_id, token, created_at) VALUES (999, '000000', '2023-01-01 00:00:00')").await;
+    assert!(orphan.is_err(), "{backend:?}: token without user accepted");
+    if backend == Backend::Postgres {
+        let pk = app.query_i64("SELECT COUNT(*) FROM pg_constraint WHERE conname IN ('users_pk', 'tokens_pk', 'tokens_users_id_fk')").await;
+        assert_eq!(pk, 3);
     }
 }

@@ -3,9 +3,10 @@
 use chrono::{Duration, NaiveDate};
 use coworking_gateway::seed::{SeedError, SeedPlan, seed};
 use entity::{tokens, users};
+use rstest::rstest;
 use sea_orm::{EntityTrait, QueryOrder};
 
-use crate::helpers::{TestApp, backends};
+use crate::helpers::{Backend, TestApp, backends, unavailable};
 
 async fn rows(app: &TestApp) -> (Vec<users::Model>, Vec<tokens::Model>) {
     let u = users::Entity::find()
@@ -52,109 +53,115 @@ async fn same_seed_gives_the_same_rows_and_another_seed_does_not() {
     }
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
 #[tokio::test]
-async fn seeded_data_is_shaped_like_the_legacy_seed() {
-    for backend in backends() {
-        let app = TestApp::spawn(backend).await;
-        seed(
-            &app.db,
-            SeedPlan {
-                users: 1_000,
-                tokens: 2_500,
-                seed: 42,
-                append: false,
-            },
-            |_, _| {},
-        )
-        .await
-        .expect("seed");
-        let (users, tokens) = rows(&app).await;
-        let used = tokens.iter().filter(|t| t.used_at.is_some()).count();
-        assert!(
-            (1_100..=1_400).contains(&used),
-            "{backend:?}: {used} of 2500 used, expected about half"
-        );
-        let week_start = NaiveDate::from_ymd_opt(2023, 2, 7)
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .expect("date");
-        for t in &tokens {
-            assert!(
-                t.created_at >= week_start && t.created_at < week_start + Duration::days(7),
-                "{t:?}"
-            );
-            if let Some(used) = t.used_at {
-                let gap = used - t.created_at;
-                assert!(
-                    gap >= Duration::minutes(1) && gap <= Duration::minutes(15),
-                    "{backend:?}: used_at {gap:?} after created_at"
-                );
-            }
-            assert_eq!(t.token.len(), 6);
-            assert!(t.token.chars().all(|c| c.is_ascii_digit()));
-            assert!(users.iter().any(|u| u.id == t.user_id));
-        }
-        let joined_min = users.iter().map(|u| u.joined_at).min().expect("users");
-        let joined_max = users.iter().map(|u| u.joined_at).max().expect("users");
-        assert!(
-            joined_max - joined_min > Duration::days(50)
-                && joined_max < week_start + Duration::days(7),
-            "{joined_min} .. {joined_max}"
-        );
-        let days: std::collections::BTreeSet<_> =
-            tokens.iter().map(|t| t.created_at.date()).collect();
-        assert_eq!(days.len(), 7, "{backend:?}: tokens over a week");
-        assert!(
-            tokens
-                .iter()
-                .any(|t| t.created_at.and_utc().timestamp_subsec_micros() != 0),
-            "microsecond timestamps"
-        );
+async fn seeded_data_is_shaped_like_the_legacy_seed(#[case] backend: Backend) {
+    if unavailable(backend) {
+        return;
     }
+    let app = TestApp::spawn(backend).await;
+    seed(
+        &app.db,
+        SeedPlan {
+            users: 1_000,
+            tokens: 2_500,
+            seed: 42,
+            append: false,
+        },
+        |_, _| {},
+    )
+    .await
+    .expect("seed");
+    let (users, tokens) = rows(&app).await;
+    let used = tokens.iter().filter(|t| t.used_at.is_some()).count();
+    assert!(
+        (1_100..=1_400).contains(&used),
+        "{backend:?}: {used} of 2500 used, expected about half"
+    );
+    let week_start = NaiveDate::from_ymd_opt(2023, 2, 7)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("date");
+    for t in &tokens {
+        assert!(
+            t.created_at >= week_start && t.created_at < week_start + Duration::days(7),
+            "{t:?}"
+        );
+        if let Some(used) = t.used_at {
+            let gap = used - t.created_at;
+            assert!(
+                gap >= Duration::minutes(1) && gap <= Duration::minutes(15),
+                "{backend:?}: used_at {gap:?} after created_at"
+            );
+        }
+        assert_eq!(t.token.len(), 6);
+        assert!(t.token.chars().all(|c| c.is_ascii_digit()));
+        assert!(users.iter().any(|u| u.id == t.user_id));
+    }
+    let joined_min = users.iter().map(|u| u.joined_at).min().expect("users");
+    let joined_max = users.iter().map(|u| u.joined_at).max().expect("users");
+    assert!(
+        joined_max - joined_min > Duration::days(50) && joined_max < week_start + Duration::days(7),
+        "{joined_min} .. {joined_max}"
+    );
+    let days: std::collections::BTreeSet<_> = tokens.iter().map(|t| t.created_at.date()).collect();
+    assert_eq!(days.len(), 7, "{backend:?}: tokens over a week");
+    assert!(
+        tokens
+            .iter()
+            .any(|t| t.created_at.and_utc().timestamp_subsec_micros() != 0),
+        "microsecond timestamps"
+    );
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
 #[tokio::test]
-async fn seeding_a_non_empty_database_is_refused_unless_appending() {
-    for backend in backends() {
-        let app = TestApp::spawn(backend).await;
-        seed(&app.db, PLAN, |_, _| {}).await.expect("first seed");
-        let before = rows(&app).await;
-        let refused = seed(&app.db, PLAN, |_, _| {}).await;
-        assert!(
-            matches!(
-                refused,
-                Err(SeedError::NotEmpty {
-                    users: 300,
-                    tokens: 1_500
-                })
-            ),
-            "{backend:?}: {refused:?}"
-        );
-        assert!(
-            refused
-                .err()
-                .map(|e| e.to_string())
-                .is_some_and(|m| m.contains("--append"))
-        );
-        assert_eq!(
-            rows(&app).await,
-            before,
-            "{backend:?}: a refused seed wrote rows"
-        );
-        seed(
-            &app.db,
-            SeedPlan {
-                append: true,
-                users: 10,
-                tokens: 20,
-                ..PLAN
-            },
-            |_, _| {},
-        )
-        .await
-        .expect("append");
-        let after = rows(&app).await;
-        assert_eq!((after.0.len(), after.1.len()), (310, 1_520));
+async fn seeding_a_non_empty_database_is_refused_unless_appending(#[case] backend: Backend) {
+    if unavailable(backend) {
+        return;
     }
+    let app = TestApp::spawn(backend).await;
+    seed(&app.db, PLAN, |_, _| {}).await.expect("first seed");
+    let before = rows(&app).await;
+    let refused = seed(&app.db, PLAN, |_, _| {}).await;
+    assert!(
+        matches!(
+            refused,
+            Err(SeedError::NotEmpty {
+                users: 300,
+                tokens: 1_500
+            })
+        ),
+        "{backend:?}: {refused:?}"
+    );
+    assert!(
+        refused
+            .err()
+            .map(|e| e.to_string())
+            .is_some_and(|m| m.contains("--append"))
+    );
+    assert_eq!(
+        rows(&app).await,
+        before,
+        "{backend:?}: a refused seed wrote rows"
+    );
+    seed(
+        &app.db,
+        SeedPlan {
+            append: true,
+            users: 10,
+            tokens: 20,
+            ..PLAN
+        },
+        |_, _| {},
+    )
+    .await
+    .expect("append");
+    let after = rows(&app).await;
+    assert_eq!((after.0.len(), after.1.len()), (310, 1_520));
 }
 
 #[tokio::test]
@@ -163,10 +170,7 @@ async fn seed_command_reports_progress_and_refuses_a_second_run() {
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let path = dir.join("demo.db");
     let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_coworking-gateway"))
-            .env_remove("DATABASE_URL")
-            .env_remove("DB_USERNAME")
-            .env_remove("DB_HOST")
+        crate::helpers::gateway_command()
             .env("SQLITE_PATH", &path)
             .args(["seed", "--users", "50", "--tokens", "120", "--seed", "3"])
             .output()
