@@ -1,7 +1,15 @@
-//! Everything that differs between PostgreSQL and SQLite, in one place: placeholders,
-//! JSON-to-rows for bucket bounds, and the row generators used by the seeder.
+//! Everything that differs between PostgreSQL and SQLite in the report queries, in one
+//! place: how a statement is built for the backend, the raw SQL the builder cannot
+//! express (JSON-to-rows for bucket bounds, cancelling a statement) and small fragments.
+//!
+//! Statements come from sea-query: its `Query` builders render each backend's own
+//! placeholders, and [`RawSql`] writes them for the few hand-written statements.
+//! No SQL text is ever scanned for placeholders, so a `?` in a string literal stays one.
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value};
+use sea_orm::sea_query::{
+    Expr, PostgresQueryBuilder, SqliteQueryBuilder, raw_sql::RawSqlQueryBuilder,
+};
+use sea_orm::{DatabaseConnection, DbBackend, Statement, StatementBuilder, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -24,76 +32,38 @@ impl Dialect {
         }
     }
 
-    /// Queries are written once with `?` placeholders; PostgreSQL wants `$1, $2, …`.
-    pub fn statement(self, sql: &str, values: Vec<Value>) -> Statement {
-        let sql = match self {
-            Self::Sqlite => sql.to_owned(),
-            Self::Postgres => {
-                let mut out = String::with_capacity(sql.len() + 8);
-                let mut n = 0;
-                for ch in sql.chars() {
-                    if ch == '?' {
-                        n += 1;
-                        out.push('$');
-                        out.push_str(&n.to_string());
-                    } else {
-                        out.push(ch);
-                    }
-                }
-                out
-            }
+    /// A sea-query statement (`Query::select()` …) rendered for this backend, with its values bound.
+    pub fn build(self, query: &impl StatementBuilder) -> Statement {
+        self.backend().build(query)
+    }
+
+    /// A hand-written statement for this backend: text and bound values, in order.
+    pub fn raw(self) -> RawSql {
+        let builder = match self {
+            Self::Postgres => RawSqlQueryBuilder::new(PostgresQueryBuilder),
+            Self::Sqlite => RawSqlQueryBuilder::new(SqliteQueryBuilder),
         };
-        Statement::from_sql_and_values(self.backend(), sql, values)
+        RawSql {
+            backend: self.backend(),
+            builder,
+            values: Vec::new(),
+        }
     }
 
-    /// A row source `(idx, lo, hi)` from one JSON parameter `[[lo, hi], …]`
-    /// holding UTC timestamps as `YYYY-MM-DD HH:MM:SS` text.
-    pub fn bounds_from_json(self) -> &'static str {
+    /// Appends a row source `(idx, lo, hi)` from `json`, bound as one parameter
+    /// `[[lo, hi], …]` holding UTC timestamps as `YYYY-MM-DD HH:MM:SS` text.
+    pub fn bounds_from_json(self, sql: &mut RawSql, json: String) {
         match self {
-            Self::Postgres => {
-                "SELECT e.ord - 1 AS idx, (e.v->>0)::timestamp AS lo, (e.v->>1)::timestamp AS hi \
-                 FROM json_array_elements(CAST(? AS json)) WITH ORDINALITY AS e(v, ord)"
-            }
+            Self::Postgres => sql
+                .push("SELECT e.ord - 1 AS idx, (e.v->>0)::timestamp AS lo, (e.v->>1)::timestamp AS hi FROM json_array_elements(CAST(")
+                .bind(json)
+                .push(" AS json)) WITH ORDINALITY AS e(v, ord)"),
             // Stored timestamps are text in SQLite; the bound text compares in the same order.
-            Self::Sqlite => {
-                "SELECT CAST(key AS INTEGER) AS idx, json_extract(value, '$[0]') AS lo, json_extract(value, '$[1]') AS hi \
-                 FROM json_each(?)"
-            }
-        }
-    }
-
-    /// Rows `i = 1..=n` for the seeder, as a CTE named `series(i)` with `n` as the only parameter.
-    pub fn series_cte(self) -> &'static str {
-        match self {
-            Self::Postgres => {
-                "series(i) AS (SELECT g FROM generate_series(1, CAST(? AS bigint)) AS g)"
-            }
-            Self::Sqlite => {
-                "series(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM series WHERE i < ?)"
-            }
-        }
-    }
-
-    /// `base + micros` microseconds as a timestamp, with `base` a literal `YYYY-MM-DD HH:MM:SS`.
-    pub fn timestamp_plus_micros(self, base: &str, micros: &str) -> String {
-        match self {
-            Self::Postgres => {
-                format!("(TIMESTAMP '{base}' + ({micros}) * INTERVAL '1 microsecond')")
-            }
-            // SQLite's own date functions keep milliseconds only: write the microseconds by hand,
-            // in the `%F %T%.f` text form the driver reads and writes.
-            Self::Sqlite => format!(
-                "(datetime('{base}', '+' || (({micros}) / 1000000) || ' seconds') || printf('.%06d', ({micros}) % 1000000))"
-            ),
-        }
-    }
-
-    /// The `idx`-th element (0-based) of a JSON array of strings given as a literal.
-    pub fn json_pick(self, json_array: &str, idx: &str) -> String {
-        match self {
-            Self::Postgres => format!("(CAST('{json_array}' AS json) ->> CAST({idx} AS int))"),
-            Self::Sqlite => format!("json_extract('{json_array}', '$[' || ({idx}) || ']')"),
-        }
+            Self::Sqlite => sql
+                .push("SELECT CAST(key AS INTEGER) AS idx, json_extract(value, '$[0]') AS lo, json_extract(value, '$[1]') AS hi FROM json_each(")
+                .bind(json)
+                .push(")"),
+        };
     }
 
     /// A unique SQL comment to prefix a statement with, where abandoned statements can be
@@ -113,83 +83,118 @@ impl Dialect {
     /// Cancels the running statement that starts with `tag` (from `cancel_tag`).
     pub fn cancel_statement(self, tag: &str) -> Option<Statement> {
         match self {
-            Self::Postgres => Some(self.statement(
-                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
-                 WHERE state = 'active' AND pid <> pg_backend_pid() AND starts_with(query, ?)",
-                vec![tag.to_owned().into()],
-            )),
+            Self::Postgres => {
+                let mut sql = self.raw();
+                sql.push(
+                    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+                     WHERE state = 'active' AND pid <> pg_backend_pid() AND starts_with(query, ",
+                )
+                .bind(tag.to_owned())
+                .push(")");
+                Some(sql.finish())
+            }
             Self::Sqlite => None,
         }
     }
 
-    /// Maintenance after a bulk load (outside any transaction).
-    pub fn after_bulk_load(self) -> Option<&'static str> {
-        match self {
-            Self::Postgres => Some("VACUUM (ANALYZE) users, tokens"),
-            Self::Sqlite => Some("ANALYZE"),
-        }
-    }
-
-    /// The UTC calendar date of a timestamp column as `YYYY-MM-DD` text.
-    pub fn utc_day(self, column: &str) -> String {
-        match self {
-            Self::Postgres => format!("CAST(CAST({column} AS date) AS text)"),
+    /// The UTC calendar date of a timestamp column (`"t"."created_at"`) as `YYYY-MM-DD` text.
+    /// Written without parameters, so the same expression can be selected and grouped by.
+    pub fn utc_day(self, table: &str, column: &str) -> Expr {
+        Expr::cust(match self {
+            Self::Postgres => format!(r#"CAST(CAST("{table}"."{column}" AS date) AS text)"#),
             // Stored as `YYYY-MM-DD HH:MM:SS…` text.
-            Self::Sqlite => format!("substr({column}, 1, 10)"),
-        }
+            Self::Sqlite => format!(r#"substr("{table}"."{column}", 1, 10)"#),
+        })
+    }
+}
+
+/// A hand-written statement being assembled: text is copied verbatim, and each value
+/// gets the backend's next placeholder (`?` or `$n`, from sea-query) where it is bound.
+#[derive(Debug)]
+pub struct RawSql {
+    backend: DbBackend,
+    builder: RawSqlQueryBuilder,
+    values: Vec<Value>,
+}
+
+impl RawSql {
+    /// Appends SQL text as is; it must hold no placeholders of its own.
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.builder.push_fragment(text);
+        self
     }
 
-    /// Appended to a subquery so the planner computes its columns once instead of
-    /// inlining their expressions into every reference.
-    pub fn no_flatten(self) -> &'static str {
-        match self {
-            Self::Postgres => "OFFSET 0",
-            Self::Sqlite => "LIMIT -1 OFFSET 0",
-        }
+    /// Appends one placeholder and binds `value` to it.
+    pub fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
+        self.builder.push_parameters(1);
+        self.values.push(value.into());
+        self
     }
 
-    /// Names and `CREATE INDEX` statements of `table`'s indexes other than its primary key,
-    /// for bulk loads to drop and rebuild. SQLite loads are small: nothing to gain there.
-    pub async fn secondary_indexes(
-        self,
-        db: &impl ConnectionTrait,
-        table: &str,
-    ) -> Result<Vec<(String, String)>, DbErr> {
-        if self == Self::Sqlite {
-            return Ok(Vec::new());
-        }
-        let sql = "SELECT i.indexname AS name, i.indexdef AS def FROM pg_indexes i \
-                   JOIN pg_class c ON c.relname = i.indexname JOIN pg_index x ON x.indexrelid = c.oid \
-                   WHERE i.schemaname = current_schema() AND i.tablename = ? AND NOT x.indisprimary AND NOT x.indisunique";
-        let rows = db
-            .query_all_raw(self.statement(sql, vec![table.into()]))
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("", "name")?, r.try_get("", "def")?)))
-            .collect()
-    }
-
-    /// A number as a zero-padded six-character string.
-    pub fn six_digits(self, expr: &str) -> String {
-        match self {
-            Self::Postgres => format!("lpad(CAST({expr} AS text), 6, '0')"),
-            Self::Sqlite => format!("printf('%06d', {expr})"),
-        }
+    pub fn finish(self) -> Statement {
+        Statement::from_sql_and_values(self.backend, self.builder.finish(), self.values)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sea_orm::sea_query::{Alias, Condition, ExprTrait, Query};
 
     #[test]
-    fn postgres_placeholders_are_numbered_in_order() {
-        let stmt = Dialect::Postgres.statement(
-            "a = ? AND b = ? OR c = ?",
-            vec![1.into(), 2.into(), 3.into()],
+    fn raw_statements_number_placeholders_and_keep_question_marks_in_literals() {
+        let build = |d: Dialect| {
+            let mut sql = d.raw();
+            sql.push("SELECT '?' AS q, 'a??b' AS r WHERE a = ")
+                .bind(1)
+                .push(" AND b = '?' AND c = ")
+                .bind("x?");
+            sql.finish()
+        };
+        let pg = build(Dialect::Postgres);
+        assert_eq!(
+            pg.sql,
+            "SELECT '?' AS q, 'a??b' AS r WHERE a = $1 AND b = '?' AND c = $2"
         );
-        assert_eq!(stmt.sql, "a = $1 AND b = $2 OR c = $3");
-        let stmt = Dialect::Sqlite.statement("a = ?", vec![1.into()]);
-        assert_eq!(stmt.sql, "a = ?");
+        assert_eq!(
+            pg.values.map(|v| v.0),
+            Some(vec![Value::from(1), Value::from("x?")])
+        );
+        let lite = build(Dialect::Sqlite);
+        assert_eq!(
+            lite.sql,
+            "SELECT '?' AS q, 'a??b' AS r WHERE a = ? AND b = '?' AND c = ?"
+        );
+    }
+
+    #[test]
+    fn built_statements_get_each_backends_placeholders() {
+        let mut q = Query::select();
+        q.expr_as(Expr::cust("'?'"), Alias::new("q"))
+            .from(Alias::new("tokens"))
+            .cond_where(
+                Condition::all()
+                    .add(Expr::col(Alias::new("a")).eq(1))
+                    .add(Expr::col(Alias::new("b")).lt(2)),
+            );
+        assert_eq!(
+            Dialect::Postgres.build(&q).sql,
+            r#"SELECT '?' AS "q" FROM "tokens" WHERE "a" = $1 AND "b" < $2"#
+        );
+        assert_eq!(
+            Dialect::Sqlite.build(&q).sql,
+            r#"SELECT '?' AS "q" FROM "tokens" WHERE "a" = ? AND "b" < ?"#
+        );
+    }
+
+    #[test]
+    fn bounds_bind_their_json_once_per_backend() {
+        for (d, placeholder) in [(Dialect::Postgres, "$1"), (Dialect::Sqlite, "?")] {
+            let mut sql = d.raw();
+            d.bounds_from_json(&mut sql, "[]".to_owned());
+            let stmt = sql.finish();
+            assert_eq!(stmt.sql.matches(placeholder).count(), 1, "{}", stmt.sql);
+            assert_eq!(stmt.values.map(|v| v.0.len()), Some(1));
+        }
     }
 }

@@ -226,8 +226,7 @@ impl Analytics {
     pub async fn ping(&self) -> Result<()> {
         self.one(
             "ping",
-            self.dialect
-                .statement("SELECT 1 FROM tokens LIMIT 1", vec![]),
+            sea_orm::Statement::from_string(self.dialect.backend(), "SELECT 1 FROM tokens LIMIT 1"),
         )
         .await?;
         Ok(())

@@ -2,7 +2,8 @@
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use sea_orm::Value as SqlValue;
+use entity::{tokens, users};
+use sea_orm::sea_query::{Asterisk, Condition, Expr, ExprTrait, Func, Query};
 
 use super::time;
 use std::sync::Arc;
@@ -53,32 +54,37 @@ impl Analytics {
         tz: &Tz,
     ) -> Result<Summary> {
         let (start, end) = time::utc_range(tz, from, to)?;
-        let mut values: Vec<SqlValue> = Vec::new();
-        let mut joined = String::new();
-        if let Some(end) = end {
-            joined.push_str(" AND joined_at < ?");
-            values.push(end.into());
-        }
-        let users = format!("(SELECT COUNT(*) FROM users WHERE 1 = 1{joined})");
-        let active = format!("(SELECT COUNT(*) FROM users WHERE is_active = ?{joined})");
-        let mut active_values: Vec<SqlValue> = vec![true.into()];
-        active_values.extend(values.clone());
-        values.extend(active_values);
-        let mut tokens = String::from(" FROM tokens WHERE 1 = 1");
-        if let Some(start) = start {
-            tokens.push_str(" AND created_at >= ?");
-            values.push(start.into());
-        }
-        if let Some(end) = end {
-            tokens.push_str(" AND created_at < ?");
-            values.push(end.into());
-        }
-        let sql = format!(
-            "SELECT {users} AS users, {active} AS active_users, COUNT(*) AS issued, COUNT(used_at) AS used{tokens}"
-        );
-        let row = self
-            .one("summary", self.dialect.statement(&sql, values))
-            .await?;
+        let count_all = || Func::count(Expr::col(Asterisk));
+        let joined = || {
+            Condition::all().add_option(end.map(|end| Expr::col(users::Column::JoinedAt).lt(end)))
+        };
+        let users_count = |only_active: bool| {
+            Query::select()
+                .expr(count_all())
+                .from(users::Entity)
+                .cond_where(
+                    Condition::all()
+                        .add_option(
+                            only_active.then(|| Expr::col(users::Column::IsActive).eq(true)),
+                        )
+                        .add(joined()),
+                )
+                .to_owned()
+        };
+        let created = || Expr::col(tokens::Column::CreatedAt);
+        let query = Query::select()
+            .expr_as(users_count(false), "users")
+            .expr_as(users_count(true), "active_users")
+            .expr_as(count_all(), "issued")
+            .expr_as(Func::count(Expr::col(tokens::Column::UsedAt)), "used")
+            .from(tokens::Entity)
+            .cond_where(
+                Condition::all()
+                    .add_option(start.map(|start| created().gte(start)))
+                    .add_option(end.map(|end| created().lt(end))),
+            )
+            .to_owned();
+        let row = self.one("summary", self.dialect.build(&query)).await?;
         let (users, active_users, tokens_issued, tokens_used) = match row {
             Some(r) => (
                 r.try_get("", "users")?,

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 use chrono_tz::Tz;
-use sea_orm::Value as SqlValue;
+use entity::tokens;
+use sea_orm::sea_query::{Asterisk, Condition, Expr, Func, Query, SelectStatement};
 
 use super::time::{self, Granularity};
 use std::sync::Arc;
@@ -122,23 +123,26 @@ fn clamp(t: NaiveDateTime) -> NaiveDateTime {
     }
 }
 
-/// ` WHERE` conditions on `t.created_at` for an optional half-open UTC range, and its values.
-fn range_filter(lo: Option<NaiveDateTime>, hi: Option<NaiveDateTime>) -> (String, Vec<SqlValue>) {
-    let mut conditions = Vec::new();
-    let mut values: Vec<SqlValue> = Vec::new();
-    if let Some(lo) = lo {
-        conditions.push("t.created_at >= ?");
-        values.push(clamp(lo).into());
-    }
-    if let Some(hi) = hi {
-        conditions.push("t.created_at < ?");
-        values.push(clamp(hi).into());
-    }
-    if conditions.is_empty() {
-        (String::new(), values)
-    } else {
-        (format!(" WHERE {}", conditions.join(" AND ")), values)
-    }
+/// The table alias the usage queries give `tokens`.
+const T: &str = "t";
+
+/// Conditions on `t.created_at` for an optional half-open UTC range (none: every row).
+fn range_filter(lo: Option<NaiveDateTime>, hi: Option<NaiveDateTime>) -> Condition {
+    // In scope here only: its `min`/`max` would shadow `Ord`'s on dates elsewhere.
+    use sea_orm::sea_query::ExprTrait;
+    let created = || Expr::col((T, tokens::Column::CreatedAt));
+    Condition::all()
+        .add_option(lo.map(|lo| created().gte(clamp(lo))))
+        .add_option(hi.map(|hi| created().lt(clamp(hi))))
+}
+
+/// `SELECT … FROM tokens t WHERE <range>`, to add columns to.
+fn tokens_in(lo: Option<NaiveDateTime>, hi: Option<NaiveDateTime>) -> SelectStatement {
+    let mut query = Query::select();
+    query
+        .from_as(tokens::Entity, T)
+        .cond_where(range_filter(lo, hi));
+    query
 }
 
 /// A `YYYY-MM-DD` day from the database; `None` (logged) for a date outside what the
@@ -252,16 +256,18 @@ impl Analytics {
         lo: Option<NaiveDateTime>,
         hi: Option<NaiveDateTime>,
     ) -> Result<HashMap<NaiveDate, (i64, i64, i64)>> {
-        let day = self.dialect.utc_day("t.created_at");
-        let users = Self::users_column(q);
-        let (filter, values) = range_filter(lo, hi);
-        let sql = format!(
-            "SELECT {day} AS day, COUNT(t.used_at) AS visits, COUNT(*) AS issued, {users} AS users \
-             FROM tokens t{filter} GROUP BY {day}"
-        );
-        let rows = self
-            .all("usage_by_day", self.dialect.statement(&sql, values))
-            .await?;
+        let day = self.dialect.utc_day(T, "created_at");
+        let mut query = tokens_in(lo, hi);
+        query
+            .expr_as(day.clone(), "day")
+            .expr_as(
+                Func::count(Expr::col((T, tokens::Column::UsedAt))),
+                "visits",
+            )
+            .expr_as(Func::count(Expr::col(Asterisk)), "issued")
+            .expr_as(Expr::cust(Self::users_column(q)), "users")
+            .add_group_by([day]);
+        let rows = self.all("usage_by_day", self.dialect.build(&query)).await?;
         let mut counts = HashMap::with_capacity(rows.len());
         for row in rows {
             let day: String = row.try_get("", "day")?;
@@ -301,20 +307,18 @@ impl Analytics {
             .collect();
         let json =
             serde_json::to_string(&bounds).map_err(|e| AnalyticsError::Internal(e.to_string()))?;
-        let users = Self::users_column(q);
-        let sql = format!(
-            "WITH bounds AS ({}) \
-             SELECT bounds.idx AS idx, COUNT(t.used_at) AS visits, COUNT(*) AS issued, {users} AS users \
+        // A join on a row source from JSON: beyond the query builder, so written by hand.
+        let mut sql = self.dialect.raw();
+        sql.push("WITH bounds AS (");
+        self.dialect.bounds_from_json(&mut sql, json);
+        sql.push(") SELECT bounds.idx AS idx, COUNT(t.used_at) AS visits, COUNT(*) AS issued, ")
+            .push(Self::users_column(q))
+            .push(
+                " AS users \
              FROM bounds JOIN tokens t ON t.created_at >= bounds.lo AND t.created_at < bounds.hi \
              GROUP BY bounds.idx ORDER BY bounds.idx",
-            self.dialect.bounds_from_json()
-        );
-        let rows = self
-            .all(
-                "usage_by_day",
-                self.dialect.statement(&sql, vec![json.into()]),
-            )
-            .await?;
+            );
+        let rows = self.all("usage_by_day", sql.finish()).await?;
         let mut counts = HashMap::with_capacity(rows.len());
         for row in rows {
             let idx: i64 = row.try_get("", "idx")?;
@@ -339,12 +343,10 @@ impl Analytics {
         lo: Option<NaiveDateTime>,
         hi: Option<NaiveDateTime>,
     ) -> Result<Vec<NaiveDate>> {
-        let day = self.dialect.utc_day("t.created_at");
-        let (filter, values) = range_filter(lo, hi);
-        let sql = format!("SELECT {day} AS day FROM tokens t{filter} GROUP BY {day}");
-        let rows = self
-            .all("usage_days", self.dialect.statement(&sql, values))
-            .await?;
+        let day = self.dialect.utc_day(T, "created_at");
+        let mut query = tokens_in(lo, hi);
+        query.expr_as(day.clone(), "day").add_group_by([day]);
+        let rows = self.all("usage_days", self.dialect.build(&query)).await?;
         let mut days = Vec::with_capacity(rows.len());
         for row in rows {
             let day: String = row.try_get("", "day")?;
@@ -359,13 +361,12 @@ impl Analytics {
         lo: Option<NaiveDateTime>,
         hi: Option<NaiveDateTime>,
     ) -> Result<Option<(NaiveDateTime, NaiveDateTime)>> {
-        let (filter, values) = range_filter(lo, hi);
-        let sql = format!(
-            "SELECT MIN(t.created_at) AS lo, MAX(t.created_at) AS hi FROM tokens t{filter}"
-        );
-        let row = self
-            .one("data_extent", self.dialect.statement(&sql, values))
-            .await?;
+        let created = || Expr::col((T, tokens::Column::CreatedAt));
+        let mut query = tokens_in(lo, hi);
+        query
+            .expr_as(Func::min(created()), "lo")
+            .expr_as(Func::max(created()), "hi");
+        let row = self.one("data_extent", self.dialect.build(&query)).await?;
         let Some(row) = row else { return Ok(None) };
         let lo: Option<NaiveDateTime> = row.try_get("", "lo")?;
         let hi: Option<NaiveDateTime> = row.try_get("", "hi")?;

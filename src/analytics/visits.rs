@@ -6,7 +6,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use chrono_tz::Tz;
-use sea_orm::Value as SqlValue;
+use entity::{tokens, users};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, JoinType, Order, Query};
 
 use super::time;
 use std::sync::Arc;
@@ -215,32 +216,45 @@ impl Analytics {
 
     async fn fetch_visits(&self, f: &VisitsFilter) -> Result<Vec<UserVisits>> {
         let (start, end) = time::utc_range(&f.timezone, f.from, f.to)?;
-        let mut sql = String::from(
-            "SELECT u.id AS user_id, u.joined_at AS joined_at, COUNT(t.id) AS visits, \
-                    COUNT(t.used_at) AS check_ins, MAX(t.used_at) AS last_visit_at \
-             FROM tokens t JOIN users u ON u.id = t.user_id WHERE 1 = 1",
-        );
-        let mut values: Vec<SqlValue> = Vec::new();
-        if let Some(start) = start {
-            sql.push_str(" AND t.created_at >= ?");
-            values.push(start.into());
-        }
-        if let Some(end) = end {
-            sql.push_str(" AND t.created_at < ?");
-            values.push(end.into());
-        }
-        if f.active_only {
-            sql.push_str(" AND u.is_active = ?");
-            values.push(true.into());
-        }
-        sql.push_str(" GROUP BY u.id, u.joined_at");
+        let (t, u) = ("t", "u");
+        let created = || Expr::col((t, tokens::Column::CreatedAt));
+        let visits = || Func::count(Expr::col((t, tokens::Column::Id)));
+        let mut query = Query::select();
+        query
+            .expr_as(Expr::col((u, users::Column::Id)), "user_id")
+            .expr_as(Expr::col((u, users::Column::JoinedAt)), "joined_at")
+            .expr_as(visits(), "visits")
+            .expr_as(
+                Func::count(Expr::col((t, tokens::Column::UsedAt))),
+                "check_ins",
+            )
+            .expr_as(
+                Func::max(Expr::col((t, tokens::Column::UsedAt))),
+                "last_visit_at",
+            )
+            .from_as(tokens::Entity, t)
+            .join_as(
+                JoinType::InnerJoin,
+                users::Entity,
+                u,
+                Expr::col((u, users::Column::Id)).equals((t, tokens::Column::UserId)),
+            )
+            .cond_where(
+                Condition::all()
+                    .add_option(start.map(|start| created().gte(start)))
+                    .add_option(end.map(|end| created().lt(end)))
+                    .add_option(
+                        f.active_only
+                            .then(|| Expr::col((u, users::Column::IsActive)).eq(true)),
+                    ),
+            )
+            .group_by_columns([(u, users::Column::Id), (u, users::Column::JoinedAt)])
+            .order_by((u, users::Column::Id), Order::Asc);
         if let Some(min) = f.min_visits {
-            sql.push_str(" HAVING COUNT(t.id) >= ?");
-            values.push(min.into());
+            query.and_having(visits().gte(min));
         }
-        sql.push_str(" ORDER BY u.id");
         let rows = self
-            .all("visits_per_user", self.dialect.statement(&sql, values))
+            .all("visits_per_user", self.dialect.build(&query))
             .await?;
         rows.into_iter()
             .map(|row| {

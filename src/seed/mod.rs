@@ -8,7 +8,12 @@ use std::time::Instant;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 
+use sea_orm::sea_query::{Asterisk, Expr, Func, Query};
+
 use crate::analytics::Dialect;
+
+mod sql;
+use sql::SeedSql;
 
 /// Tokens are issued over this week (as in the legacy seed)…
 const TOKENS_FROM: &str = "2023-02-07 00:00:00";
@@ -54,10 +59,16 @@ fn mix(salt: u64, seed: u64) -> String {
     format!("((({c} * {c} + {salt}) % {p}) / 256)")
 }
 
-async fn count(db: &impl ConnectionTrait, dialect: Dialect, table: &str) -> Result<i64, DbErr> {
-    let row = db
-        .query_one_raw(dialect.statement(&format!("SELECT COUNT(*) AS n FROM {table}"), vec![]))
-        .await?;
+async fn count(
+    db: &impl ConnectionTrait,
+    dialect: Dialect,
+    table: &'static str,
+) -> Result<i64, DbErr> {
+    let query = Query::select()
+        .expr_as(Func::count(Expr::col(Asterisk)), "n")
+        .from(table)
+        .to_owned();
+    let row = db.query_one_raw(dialect.build(&query)).await?;
     Ok(match row {
         Some(r) => r.try_get("", "n")?,
         None => 0,
@@ -89,13 +100,14 @@ pub async fn seed(
     let user_offset = u64::try_from(users).unwrap_or(0);
     let token_offset = u64::try_from(tokens).unwrap_or(0);
     if plan.users > 0 {
-        let sql = format!(
-            "WITH RECURSIVE {series} \
-             INSERT INTO users (first_name, last_name, joined_at, is_active) \
+        let mut sql = dialect.raw();
+        sql.push("WITH RECURSIVE ");
+        dialect.series_cte(&mut sql, plan.users);
+        sql.push(&format!(
+            " INSERT INTO users (first_name, last_name, joined_at, is_active) \
              SELECT {first}, {last}, {joined}, (h15 % 10) <> 0 \
              FROM (SELECT i, {h11} AS h11, {h12} AS h12, {h13} AS h13, {h14} AS h14, {h15} AS h15 \
                    FROM (SELECT i + {user_offset} AS i FROM series) n {fence}) s ORDER BY i",
-            series = dialect.series_cte(),
             first = dialect.json_pick(FIRST_NAMES, "h13 % 16"),
             last = dialect.json_pick(LAST_NAMES, "h14 % 16"),
             joined = dialect.timestamp_plus_micros(
@@ -108,9 +120,8 @@ pub async fn seed(
             h14 = mix(14, seed),
             h15 = mix(15, seed),
             fence = dialect.no_flatten(),
-        );
-        txn.execute_raw(dialect.statement(&sql, vec![plan.users.into()]))
-            .await?;
+        ));
+        txn.execute_raw(sql.finish()).await?;
     }
     let total_users = count(&txn, dialect, "users").await?;
     if plan.tokens > 0 && total_users == 0 {
@@ -144,15 +155,16 @@ pub async fn seed(
     while done < plan.tokens {
         let n = CHUNK.min(plan.tokens - done);
         let offset = token_offset + done;
-        let sql = format!(
-            "WITH RECURSIVE {series}, \
-             numbered AS (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM users) \
+        let mut sql = dialect.raw();
+        sql.push("WITH RECURSIVE ");
+        dialect.series_cte(&mut sql, n);
+        sql.push(&format!(
+            ", numbered AS (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM users) \
              INSERT INTO tokens (user_id, token, created_at, used_at) \
              SELECT numbered.id, {token}, {created}, CASE WHEN h25 % 100 < 50 THEN {used} END \
              FROM (SELECT i, {h21} AS h21, {h22} AS h22, {h23} AS h23, {h24} AS h24, {h25} AS h25, {h26} AS h26 \
                    FROM (SELECT i + {offset} AS i FROM series) n {fence}) s \
              JOIN numbered ON numbered.rn = 1 + h26 % {total_users} ORDER BY i",
-            series = dialect.series_cte(),
             token = dialect.six_digits("h24 % 1000000"),
             h21 = mix(21, seed),
             h22 = mix(22, seed),
@@ -161,9 +173,8 @@ pub async fn seed(
             h25 = mix(25, seed),
             h26 = mix(26, seed),
             fence = dialect.no_flatten(),
-        );
-        txn.execute_raw(dialect.statement(&sql, vec![n.into()]))
-            .await?;
+        ));
+        txn.execute_raw(sql.finish()).await?;
         done += n;
         progress(done, plan.tokens);
     }
