@@ -21,19 +21,7 @@ struct Spawned {
 
 impl Spawned {
     async fn new(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
-        crate::helpers::init_test_logging();
-        let (url, pg) = match backend {
-            Backend::Sqlite => ("sqlite::memory:".to_owned(), None),
-            Backend::Postgres => {
-                let pg = PgDatabase::create().await;
-                (pg.url.clone(), Some(pg))
-            }
-        };
-        let mut config = Config::for_database_url(&url).expect("test config");
-        config.bind_address = [127, 0, 0, 1].into();
-        config.port = 0;
-        config.migrate_on_start = true;
-        tweak(&mut config);
+        let (config, pg) = crate::helpers::test_config(backend, tweak).await;
         let app = Application::build(config).await.expect("build app");
         let base = format!("http://{}", app.local_addr().expect("bound address"));
         let state = app.state().clone();

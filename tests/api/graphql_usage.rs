@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, TestApp, unavailable};
 use crate::reference::{
     Gran, RefBucket, multi_year_dataset, random_dataset, rfc3339_epoch_ms, token, usage_reference,
-    user,
+    user, with_a_token_from_2012,
 };
 
 const USAGE: &str =
@@ -466,15 +466,7 @@ fn error_argument(body: &Value) -> (&str, &str) {
 async fn usage_without_a_range_lists_every_day_with_data_however_many_years_it_spans(
     #[case] backend: Backend,
 ) {
-    let (mut users, mut tokens) = random_dataset(17, 60, 400);
-    // One token from 2012 beside data from 2022-12/2023-01.
-    users.push(user(500, "2011-01-01 00:00:00", true));
-    tokens.push(token(
-        9_000,
-        500,
-        "2012-03-04 10:00:00",
-        Some("2012-03-04 10:05:00"),
-    ));
+    let (users, tokens) = with_a_token_from_2012(17, 60, 400);
     let (more_users, more_tokens) = multi_year_dataset(23, 50, 3_000);
     let datasets = [(&users, &tokens), (&more_users, &more_tokens)];
     let mut cases = Vec::new();

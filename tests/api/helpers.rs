@@ -139,6 +139,28 @@ impl Drop for PgDatabase {
     }
 }
 
+/// A config for an app on port 0 of 127.0.0.1, migrating on start, against SQLite in
+/// memory or a fresh PostgreSQL database (held by the returned guard).
+pub async fn test_config(
+    backend: Backend,
+    tweak: impl FnOnce(&mut Config),
+) -> (Config, Option<PgDatabase>) {
+    init_test_logging();
+    let (url, pg) = match backend {
+        Backend::Sqlite => ("sqlite::memory:".to_owned(), None),
+        Backend::Postgres => {
+            let pg = PgDatabase::create().await;
+            (pg.url.clone(), Some(pg))
+        }
+    };
+    let mut config = Config::for_database_url(&url).expect("test config");
+    config.bind_address = [127, 0, 0, 1].into();
+    config.port = 0;
+    config.migrate_on_start = true;
+    tweak(&mut config);
+    (config, pg)
+}
+
 pub struct TestApp {
     pub backend: Backend,
     pub base: String,
@@ -158,19 +180,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
-        init_test_logging();
-        let (url, pg) = match backend {
-            Backend::Sqlite => ("sqlite::memory:".to_owned(), None),
-            Backend::Postgres => {
-                let pg = PgDatabase::create().await;
-                (pg.url.clone(), Some(pg))
-            }
-        };
-        let mut config = Config::for_database_url(&url).expect("test config");
-        config.bind_address = [127, 0, 0, 1].into();
-        config.port = 0;
-        config.migrate_on_start = true;
-        tweak(&mut config);
+        let (config, pg) = test_config(backend, tweak).await;
         Self::start(backend, config, pg).await
     }
 

@@ -35,6 +35,24 @@ pub fn token(id: i32, user_id: i32, created_at: &str, used_at: Option<&str>) -> 
 
 /// Random users and tokens around a year end, with microsecond timestamps, some whole
 /// seconds, users without tokens and ids above 9.
+/// `random_dataset` plus user 500, whose one used token is from 2012: beside the
+/// data from 2022-12/2023-01, a span of over 3,660 days.
+pub fn with_a_token_from_2012(
+    seed: u64,
+    n_users: i32,
+    n_tokens: i32,
+) -> (Vec<users::Model>, Vec<tokens::Model>) {
+    let (mut users, mut tokens) = random_dataset(seed, n_users, n_tokens);
+    users.push(user(500, "2011-01-01 00:00:00", true));
+    tokens.push(token(
+        9_000,
+        500,
+        "2012-03-04 10:00:00",
+        Some("2012-03-04 10:05:00"),
+    ));
+    (users, tokens)
+}
+
 pub fn random_dataset(
     seed: u64,
     n_users: i32,

@@ -11,6 +11,7 @@ use crate::helpers::{Backend, PgDatabase, Proxy, TestApp, legacy_dir, unavailabl
 use crate::migrations::legacy_loaded_database;
 use crate::reference::{
     legacy_daily_usage, legacy_user_visits, multi_year_dataset, random_dataset, token, user,
+    with_a_token_from_2012,
 };
 
 async fn body_of(app: &TestApp, path: &str) -> (u16, String, String) {
@@ -256,15 +257,7 @@ async fn a_database_outage_gives_fast_503s_and_recovers_without_a_restart() {
 async fn daily_usage_lists_every_day_with_data_whatever_the_span_and_the_bucket_limit(
     #[case] backend: Backend,
 ) {
-    let (mut users, mut tokens) = random_dataset(31, 40, 260);
-    // One token from 2012 beside data from 2022-12/2023-01: a span of over 3,660 days.
-    users.push(user(500, "2011-01-01 00:00:00", true));
-    tokens.push(token(
-        9_000,
-        500,
-        "2012-03-04 10:00:00",
-        Some("2012-03-04 10:05:00"),
-    ));
+    let (users, tokens) = with_a_token_from_2012(31, 40, 260);
     let (more_users, more_tokens) = multi_year_dataset(41, 30, 3_000);
     if unavailable(backend) {
         return;
