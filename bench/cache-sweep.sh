@@ -34,14 +34,8 @@ mkdir -p "$WORK" "$RESULTS_DIR"
 log() { printf '[sweep %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
 
-GW_PID=""
-stop_gateway() {
-    [[ -n $GW_PID ]] || return 0
-    kill -TERM "$GW_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$GW_PID" 2>/dev/null || true
-    GW_PID=""
-}
+# shellcheck source=lib/gateway.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/gateway.sh"
 trap stop_gateway EXIT
 
 command -v python3 >/dev/null || die "python3 is needed"

@@ -145,13 +145,8 @@ start_gateway() {
     log "gateway ($scale, $tag) pid $GW_PID on :$GW_PORT ready in $GW_READY ms"
 }
 
-stop_gateway() {
-    [[ -n $GW_PID ]] || return 0
-    kill -TERM "$GW_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$GW_PID" 2>/dev/null || true
-    GW_PID=""
-}
+# shellcheck source=lib/gateway.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/gateway.sh"
 
 report_path() {
     case $1 in

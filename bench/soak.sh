@@ -45,13 +45,8 @@ psql_q() { timeout 120 psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 # ------------------------------------------------------------------ cleanup
 GW_PID=""
 SAMPLER_PID=""
-stop_gateway() {
-    [[ -n $GW_PID ]] || return 0
-    kill -TERM "$GW_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$GW_PID" 2>/dev/null || true
-    GW_PID=""
-}
+# shellcheck source=lib/gateway.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/gateway.sh"
 cleanup() {
     [[ -n $SAMPLER_PID ]] && kill "$SAMPLER_PID" 2>/dev/null || true
     stop_gateway
