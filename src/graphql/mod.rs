@@ -90,13 +90,7 @@ impl ErrorExtensions for AnalyticsError {
     fn extend(&self) -> async_graphql::Error {
         let (code, message) = match self {
             AnalyticsError::BadInput { argument, message } => {
-                // Messages may already start with the argument's name ("fill: true needs …").
-                let text = if message.starts_with(argument) {
-                    message.clone()
-                } else {
-                    format!("{argument}: {message}")
-                };
-                let e = async_graphql::Error::new(text)
+                let e = async_graphql::Error::new(format!("{argument}: {message}"))
                     .extend_with(|_, ext| ext.set("argument", *argument));
                 return e.extend_with(|_, ext| ext.set("code", codes::BAD_USER_INPUT));
             }
