@@ -2,7 +2,10 @@
 
 mod apq;
 mod checks;
+pub mod codes;
 mod conformance;
+mod connection;
+mod errors;
 mod extensions;
 mod loaders;
 mod scalars;
@@ -15,9 +18,9 @@ mod visits;
 use std::sync::Arc;
 
 use async_graphql::extensions::apollo_persisted_queries::ApolloPersistedQueries;
-use async_graphql::{EmptyMutation, EmptySubscription, ErrorExtensions, MergedObject, Schema};
+use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema};
 
-use crate::analytics::{Analytics, AnalyticsError};
+use crate::analytics::Analytics;
 use crate::metrics::Metrics;
 
 pub use conformance::select as select_operation;
@@ -73,56 +76,4 @@ pub fn build_schema(
 pub async fn sdl() -> Result<String, String> {
     let schema = Schema::build(QueryRoot::default(), EmptyMutation, EmptySubscription).finish();
     sdl::print(&schema).await
-}
-
-/// Machine-readable codes BI tools can branch on.
-pub mod codes {
-    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
-    pub const DATABASE_UNAVAILABLE: &str = "DATABASE_UNAVAILABLE";
-    pub const TIMEOUT: &str = "TIMEOUT";
-    pub const INTERNAL: &str = "INTERNAL";
-    pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
-    pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
-    pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
-}
-
-impl ErrorExtensions for AnalyticsError {
-    fn extend(&self) -> async_graphql::Error {
-        let (code, message) = match self {
-            AnalyticsError::BadInput { argument, message } => {
-                let e = async_graphql::Error::new(format!("{argument}: {message}"))
-                    .extend_with(|_, ext| ext.set("argument", *argument));
-                return e.extend_with(|_, ext| ext.set("code", codes::BAD_USER_INPUT));
-            }
-            AnalyticsError::Unavailable => (codes::DATABASE_UNAVAILABLE, self.to_string()),
-            AnalyticsError::Timeout => (codes::TIMEOUT, self.to_string()),
-            AnalyticsError::Internal(detail) => {
-                // The detail may hold SQL; it goes to the log, never to the client.
-                tracing::error!(error = %detail, "analytics query failed");
-                (codes::INTERNAL, self.to_string())
-            }
-        };
-        async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code))
-    }
-}
-
-/// Tells the caller's road (REST `Age` headers) how old the data behind this answer is.
-pub(crate) fn record_freshness<T>(
-    ctx: &async_graphql::Context<'_>,
-    cached: &crate::analytics::cache::Cached<T>,
-) {
-    if let Some(freshness) = ctx.data_opt::<Arc<crate::analytics::cache::Freshness>>() {
-        freshness.record(cached);
-    }
-}
-
-pub(crate) fn gql_err(e: AnalyticsError) -> async_graphql::Error {
-    e.extend()
-}
-
-pub(crate) fn bad_input(
-    argument: &'static str,
-    message: impl Into<String>,
-) -> async_graphql::Error {
-    gql_err(AnalyticsError::bad_input(argument, message))
 }

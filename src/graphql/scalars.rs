@@ -1,9 +1,9 @@
 //! The `Date` scalar: a calendar date `YYYY-MM-DD`, read in the caller's time zone.
 
 use async_graphql::{InputValueResult, Scalar, ScalarType, Value};
-use chrono::{Datelike, FixedOffset, NaiveDate};
+use chrono::{Datelike, FixedOffset, NaiveDate, NaiveDateTime};
 
-use super::bad_input;
+use super::errors::bad_input;
 
 /// Parsing never fails at the GraphQL layer: a bad value is kept and reported by the
 /// resolver, which knows the argument's name (async-graphql's own message does not).
@@ -61,6 +61,11 @@ impl ScalarType for Date {
 /// An instant with the offset it is shown in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DateTime(pub chrono::DateTime<FixedOffset>);
+
+/// A naive database timestamp (stored in UTC) as a `DateTime` at offset zero.
+pub(crate) fn utc(t: NaiveDateTime) -> DateTime {
+    DateTime(t.and_utc().fixed_offset())
+}
 
 /// An instant: an RFC 3339 date-time with its offset from UTC, e.g. `2023-02-07T09:30:00+01:00`.
 #[Scalar(

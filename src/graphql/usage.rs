@@ -2,7 +2,8 @@
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 
-use super::{Date, DateTime, gql_err};
+use super::errors::{gql_err, record_freshness};
+use super::scalars::{Date, DateTime};
 use crate::analytics::time::{self, Granularity as TimeGranularity};
 use crate::analytics::usage::UsageQuery as Query;
 use crate::analytics::{Analytics, usage};
@@ -107,7 +108,7 @@ impl UsageQuery {
             let max = analytics.limits().max_buckets;
             usage::check_returned(&query, buckets.value.len(), max).map_err(gql_err)?;
         }
-        super::record_freshness(ctx, &buckets);
+        record_freshness(ctx, &buckets);
         Ok(buckets
             .value
             .iter()
@@ -134,7 +135,7 @@ impl UsageQuery {
             )
             .await
             .map_err(gql_err)?;
-        super::record_freshness(ctx, &s);
+        record_freshness(ctx, &s);
         Ok(Summary {
             users: s.value.users,
             active_users: s.value.active_users,

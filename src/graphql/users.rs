@@ -5,9 +5,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use entity::users;
 
+use super::connection::{PageInfo, page_size, total_count};
+use super::errors::{bad_input, gql_err};
 use super::loaders::Loaders;
-use super::visits::{PageInfo, page_size, utc};
-use super::{DateTime, bad_input, gql_err};
+use super::scalars::{DateTime, utc};
 use crate::analytics::Analytics;
 
 /// A member of the coworking space.
@@ -125,14 +126,13 @@ impl UsersQuery {
             })
             .collect();
         Ok(UserConnection {
-            page_info: PageInfo {
-                has_next_page: page.has_next,
-                has_previous_page: after.is_some(),
-                start_cursor: edges.first().map(|e| e.cursor.clone()),
-                end_cursor: edges.last().map(|e| e.cursor.clone()),
-            },
+            page_info: PageInfo::new(
+                edges.iter().map(|e| &e.cursor),
+                page.has_next,
+                after.is_some(),
+            ),
             edges,
-            total_count: i64::try_from(page.total).unwrap_or(i64::MAX),
+            total_count: total_count(page.total),
         })
     }
 }
