@@ -1,16 +1,12 @@
 //! The async-graphql schema: one query root per domain, merged; limits, APQ and error codes set in `build_schema`.
 
-mod apq;
-mod checks;
 pub mod codes;
-mod conformance;
 mod connection;
 mod errors;
 mod extensions;
 mod loaders;
 mod scalars;
 mod sdl;
-mod shape;
 mod usage;
 mod users;
 mod visits;
@@ -23,7 +19,7 @@ use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema};
 use crate::analytics::Analytics;
 use crate::metrics::Metrics;
 
-pub use conformance::select as select_operation;
+pub use extensions::select as select_operation;
 pub use scalars::{Date, DateTime};
 
 #[derive(MergedObject, Default)]
@@ -61,11 +57,11 @@ pub fn build_schema(
         .extension(extensions::OperationMetrics)
         .extension(extensions::ErrorCodes)
         .extension(extensions::AliasLimit(limits.max_aliases))
-        .extension(ApolloPersistedQueries::new(apq::BoundedApqStorage::new(
+        .extension(ApolloPersistedQueries::new(extensions::BoundedApqStorage::new(
             limits.apq_max_bytes,
         )))
         // Inside APQ, so it sees the query a persisted hash stands for.
-        .extension(conformance::Conformance {
+        .extension(extensions::Conformance {
             max_depth: limits.max_depth,
         })
         .extension(extensions::PerRequestLoaders)

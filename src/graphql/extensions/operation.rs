@@ -12,8 +12,8 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Request, Response, ServerError, ServerResult, Variables};
 
-use super::codes;
-use super::loaders::Loaders;
+use crate::graphql::codes;
+use crate::graphql::loaders::Loaders;
 use crate::analytics::Analytics;
 use crate::metrics::Metrics;
 use crate::telemetry::RequestContext;
