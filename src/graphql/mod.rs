@@ -57,9 +57,9 @@ pub fn build_schema(
         .extension(extensions::OperationMetrics)
         .extension(extensions::ErrorCodes)
         .extension(extensions::AliasLimit(limits.max_aliases))
-        .extension(ApolloPersistedQueries::new(extensions::BoundedApqStorage::new(
-            limits.apq_max_bytes,
-        )))
+        .extension(ApolloPersistedQueries::new(
+            extensions::BoundedApqStorage::new(limits.apq_max_bytes),
+        ))
         // Inside APQ, so it sees the query a persisted hash stands for.
         .extension(extensions::Conformance {
             max_depth: limits.max_depth,
