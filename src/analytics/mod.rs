@@ -1,7 +1,6 @@
 //! The report queries over `users` and `tokens`: plain Rust types in and out, no HTTP or GraphQL here.
 
 pub mod cache;
-pub mod dialect;
 pub mod summary;
 pub mod time;
 pub mod usage;
@@ -16,7 +15,7 @@ use sea_orm::{DatabaseConnection, DbErr, RuntimeErr};
 
 use cache::{CachePolicy, Cached, Key, ReportCache, Source, Value};
 
-pub use dialect::Dialect;
+use crate::db::dialect::Dialect;
 
 /// Why a report could not be computed; each kind maps to one client-facing code.
 #[derive(Debug, Clone, thiserror::Error)]

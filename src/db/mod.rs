@@ -1,4 +1,7 @@
-//! Database pool and migrations, configured once from `Config`; counts statements for tests and metrics.
+//! Database pool and migrations, configured once from `Config`; each statement is timed in the metrics.
+//! `dialect` holds everything that differs between the backends' SQL.
+
+pub mod dialect;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
