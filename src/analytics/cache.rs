@@ -321,3 +321,6 @@ impl Freshness {
         self.0.lock().ok().and_then(|s| *s)
     }
 }
+
+#[cfg(test)]
+mod tests;
