@@ -88,7 +88,7 @@ async fn serve(config: Config) -> ExitCode {
 }
 
 async fn migrate(config: &Config) -> ExitCode {
-    let conn = match db::connect(config, Default::default(), None).await {
+    let conn = match db::connect(config, None).await {
         Ok(c) => c,
         Err(e) => return fail("cannot connect to the database", e),
     };
@@ -102,7 +102,7 @@ async fn migrate(config: &Config) -> ExitCode {
 }
 
 async fn seed_cmd(config: &Config, plan: SeedPlan) -> ExitCode {
-    let conn = match db::connect(config, Default::default(), None).await {
+    let conn = match db::connect(config, None).await {
         Ok(c) => c,
         Err(e) => return fail("cannot connect to the database", e),
     };

@@ -1,6 +1,6 @@
 //! Coworking analytics gateway: GraphQL for BI tools and the legacy REST reports over one schema.
 
-/// Report queries; the only place with backend-specific SQL.
+/// Report queries and their cache.
 pub mod analytics;
 /// `/graphql` over HTTP and the offline playground.
 pub mod api;
@@ -10,7 +10,7 @@ pub mod auth;
 pub mod cli;
 /// Settings from flags and env vars.
 pub mod config;
-/// Connection pool and migrations.
+/// Connection pool, migrations and the backends' SQL dialect (the only backend-specific SQL).
 pub mod db;
 /// The HTTP error type.
 pub mod error;

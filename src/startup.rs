@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use crate::analytics::{Analytics, Limits};
 use crate::auth::AuthConfig;
 use crate::config::{Config, DatabaseTarget};
-use crate::db::{self, DbStats};
+use crate::db;
 use crate::error::AppError;
 use crate::graphql::{self, AppSchema, SchemaLimits};
 use crate::limits::{self, RateLimiter};
@@ -30,7 +30,6 @@ pub struct AppState {
     pub analytics: Analytics,
     pub schema: AppSchema,
     pub db: DatabaseConnection,
-    pub db_stats: Arc<DbStats>,
     pub metrics: Arc<Metrics>,
     pub auth: Arc<AuthConfig>,
     pub rate_limiter: Option<Arc<RateLimiter>>,
@@ -202,9 +201,8 @@ pub const DEMO_PLAN: seed::SeedPlan = seed::SeedPlan {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let db_stats = Arc::new(DbStats::default());
         let metrics = Arc::new(Metrics::new(&config.graphql_known_operations)?);
-        let db = db::connect(&config, db_stats.clone(), Some(metrics.clone())).await?;
+        let db = db::connect(&config, Some(metrics.clone())).await?;
         if config.database.is_sqlite() || config.migrate_on_start {
             db::migrate(&db).await?;
         }
@@ -251,7 +249,6 @@ impl Application {
             analytics,
             schema,
             db,
-            db_stats,
             metrics,
             auth: Arc::new(config.auth.clone()),
             rate_limiter: config.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),

@@ -1,5 +1,7 @@
-//! Report cache: results keyed by query and normalised arguments, fresh for a bound,
-//! then served stale while one background refresh runs; concurrent misses share one fetch.
+//! One generic cache, [`SwrCache`]: an answer is fresh for a bound, then served stale
+//! while one background refresh runs (stale-while-revalidate); concurrent misses share
+//! one fetch (single flight); every answer carries the age of its data. Also the
+//! `CACHE_*` policy and how `CACHE_MAX_BYTES` is shared between the caches.
 //!
 //! Dashboards refresh the same few reports over and over; without this each call
 //! is a full aggregation whose cost grows with the table.
@@ -9,32 +11,12 @@
 //! them would be gigabytes (issue 11).
 
 use std::collections::HashSet;
+use std::fmt::Debug;
 use std::future::Future;
+use std::hash::Hash;
 use std::mem::size_of;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use chrono::NaiveDate;
-use chrono_tz::Tz;
-
-use super::Result;
-use super::summary::Summary;
-use super::usage::{UsageBucket, UsageQuery};
-use super::visits::{UserVisits, VisitsFilter, VisitsOrder};
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Key {
-    Usage(UsageQuery),
-    Visits(VisitsFilter, VisitsOrder),
-    Summary(Option<NaiveDate>, Option<NaiveDate>, Tz),
-}
-
-#[derive(Debug, Clone)]
-pub enum Value {
-    Usage(Arc<Vec<UsageBucket>>),
-    Visits(Arc<Vec<UserVisits>>),
-    Summary(Arc<Summary>),
-}
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +38,15 @@ pub struct Cached<T> {
 }
 
 impl<T> Cached<T> {
+    /// An answer just read from its source.
+    pub fn miss(value: T) -> Self {
+        Self {
+            value,
+            age: Duration::ZERO,
+            source: Source::Miss,
+        }
+    }
+
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Cached<U> {
         Cached {
             value: f(self.value),
@@ -110,7 +101,7 @@ impl CachePolicy {
 pub const ENTRY_OVERHEAD: usize = 192;
 
 /// Header of an `Arc` allocation (strong and weak counts).
-const ARC_HEADER: usize = 2 * size_of::<usize>();
+pub const ARC_HEADER: usize = 2 * size_of::<usize>();
 
 /// An entry's weight for a cache bounded to `budget` bytes and `max_entries`
 /// entries: its bytes, but never less than `budget / max_entries`, so the total
@@ -121,90 +112,85 @@ pub fn weight(bytes: usize, budget: u64, max_entries: u64) -> u32 {
     u32::try_from((bytes as u64).max(floor)).unwrap_or(u32::MAX)
 }
 
-impl Value {
-    /// Heap bytes this value holds: the `Arc` allocation and, for lists, the
-    /// vector's whole capacity (every type in them is plain data, no strings).
-    pub fn heap_bytes(&self) -> usize {
-        fn list<T>(v: &Vec<T>) -> usize {
-            ARC_HEADER + size_of::<Vec<T>>() + v.capacity() * size_of::<T>()
-        }
-        match self {
-            Self::Usage(v) => list(v.as_ref()),
-            Self::Visits(v) => list(v.as_ref()),
-            Self::Summary(_) => ARC_HEADER + size_of::<Summary>(),
-        }
-    }
+/// What a cache key answers, for logs.
+pub trait CacheKey: Clone + Eq + Hash + Debug + Send + Sync + 'static {
+    /// The report (or body) the key belongs to.
+    fn label(&self) -> &'static str;
 }
 
-impl Key {
-    /// The report a key belongs to, for logs and labels.
-    pub fn report(&self) -> &'static str {
-        match self {
-            Self::Usage(_) => "usage",
-            Self::Visits(..) => "visits",
-            Self::Summary(..) => "summary",
-        }
-    }
+/// A fetch error a cache shares between the callers of one fetch and logs when a
+/// background refresh fails.
+pub trait Failure: Send + Sync + 'static {
+    /// The cause for the log, with any detail a client must not see.
+    fn log_detail(&self) -> String;
 }
 
-/// What one cached report costs: key (plain data, stored inline) and the
-/// entry's `Arc` allocation with the value's heap, plus moka's bookkeeping.
-fn entry_bytes(entry: &Entry) -> usize {
-    size_of::<Key>() + ARC_HEADER + size_of::<Entry>() + entry.value.heap_bytes() + ENTRY_OVERHEAD
-}
-
-/// Users by id (`Analytics::users_by_ids`), fresh for the report bound, within
-/// the users' share of the budget and ten times `CACHE_MAX_ENTRIES` entries.
-pub fn user_cache(policy: &CachePolicy) -> moka::future::Cache<i32, entity::users::Model> {
-    let (budget, max_entries) = (policy.budget().users, policy.max_entries.saturating_mul(10));
-    moka::future::Cache::builder()
-        .weigher(move |_: &i32, user: &entity::users::Model| {
-            let bytes = size_of::<i32>()
-                + size_of::<entity::users::Model>()
-                + user.first_name.capacity()
-                + user.last_name.capacity()
-                + ENTRY_OVERHEAD;
-            weight(bytes, budget, max_entries)
-        })
-        .max_capacity(budget)
-        .time_to_live(policy.ttl)
-        .build()
-}
-
-struct Entry {
-    value: Value,
+struct Entry<V> {
+    value: V,
+    /// When the data was read (a fetch that passes on older data is dated back by its age).
     fetched: Instant,
+    /// Where the fetch got it; an answer already stale when fetched is served but not kept.
+    source: Source,
 }
 
-pub struct ReportCache {
-    entries: moka::future::Cache<Key, Arc<Entry>>,
-    policy: CachePolicy,
-    refreshing: Arc<Mutex<HashSet<Key>>>,
-    /// `cache_refresh_failures_total{cache="reports"}`.
-    refresh_failures: prometheus::IntCounter,
+/// The bytes of one entry besides its key and the value's heap (for weighers).
+pub fn entry_size<V>() -> usize {
+    size_of::<Entry<V>>()
 }
 
-impl ReportCache {
-    pub fn new(policy: CachePolicy, refresh_failures: prometheus::IntCounter) -> Self {
-        let (budget, max_entries) = (policy.budget().reports, policy.max_entries);
+impl<V> Entry<V> {
+    fn new(fetched: Cached<V>) -> Arc<Self> {
+        let now = Instant::now();
+        Arc::new(Self {
+            value: fetched.value,
+            fetched: now.checked_sub(fetched.age).unwrap_or(now),
+            source: fetched.source,
+        })
+    }
+}
+
+/// Answers by key, fresh for `ttl`, then served stale for up to `stale` more while one
+/// background refresh runs; the total weight (bytes) stays within `max_bytes`.
+/// Clones share the entries.
+#[derive(Clone)]
+pub struct SwrCache<K, V> {
+    entries: moka::future::Cache<K, Arc<Entry<V>>>,
+    ttl: Duration,
+    stale: Duration,
+    max_bytes: u64,
+    refreshing: Arc<Mutex<HashSet<K>>>,
+    /// Counts failed background refreshes (`cache_refresh_failures_total{cache=…}`).
+    refresh_failures: Option<prometheus::IntCounter>,
+}
+
+impl<K: CacheKey, V: Clone + Send + Sync + 'static> SwrCache<K, V> {
+    /// `weigh` gives an entry's bytes, as moka's weight; an answer heavier than
+    /// `max_bytes` is served but not kept.
+    pub fn new(
+        ttl: Duration,
+        stale: Duration,
+        max_bytes: u64,
+        weigh: impl Fn(&K, &V) -> u32 + Send + Sync + 'static,
+        refresh_failures: Option<prometheus::IntCounter>,
+    ) -> Self {
         let entries = moka::future::Cache::builder()
-            .weigher(move |_: &Key, entry: &Arc<Entry>| {
-                weight(entry_bytes(entry), budget, max_entries)
-            })
+            .weigher(move |key: &K, entry: &Arc<Entry<V>>| weigh(key, &entry.value))
             // With a weigher the capacity is the total weight: bytes.
-            .max_capacity(budget)
+            .max_capacity(max_bytes)
             // Nothing older than fresh + stale is ever served.
-            .time_to_live(policy.ttl + policy.stale)
+            .time_to_live((ttl + stale).max(Duration::from_millis(1)))
             .build();
         Self {
             entries,
-            policy,
+            ttl,
+            stale,
+            max_bytes,
             refreshing: Arc::default(),
             refresh_failures,
         }
     }
 
-    /// Bytes held, by the weights above (moka settles its figures lazily: see `run_pending_tasks`).
+    /// Bytes held, by the weights (moka settles its figures lazily: see `run_pending_tasks`).
     pub fn weighted_size(&self) -> u64 {
         self.entries.weighted_size()
     }
@@ -215,7 +201,7 @@ impl ReportCache {
 
     /// The bound `weighted_size` stays within.
     pub fn max_bytes(&self) -> u64 {
-        self.policy.budget().reports
+        self.max_bytes
     }
 
     /// Applies pending inserts and evictions now, so the figures above are settled.
@@ -223,23 +209,25 @@ impl ReportCache {
         self.entries.run_pending_tasks().await;
     }
 
-    /// The cached answer for `key`, or `fetch`'s, with one fetch for any number of concurrent callers.
-    pub async fn get<F, Fut>(&self, key: Key, fetch: F) -> Result<Cached<Value>>
+    /// The cached answer for `key`, or `fetch`'s, with one fetch for any number of
+    /// concurrent callers. `fetch` tells the age and source of the data it passes on
+    /// (a fresh read: [`Cached::miss`]).
+    pub async fn get<E, F, Fut>(&self, key: K, fetch: F) -> Result<Cached<V>, Arc<E>>
     where
+        E: Failure,
         F: FnOnce() -> Fut + Clone + Send + 'static,
-        Fut: Future<Output = Result<Value>> + Send + 'static,
+        Fut: Future<Output = Result<Cached<V>, E>> + Send + 'static,
     {
-        let existing = self.entries.get(&key).await;
-        if let Some(entry) = &existing {
+        if let Some(entry) = self.entries.get(&key).await {
             let age = entry.fetched.elapsed();
-            if age < self.policy.ttl {
+            if age < self.ttl {
                 return Ok(Cached {
                     value: entry.value.clone(),
                     age,
                     source: Source::Hit,
                 });
             }
-            if age < self.policy.ttl + self.policy.stale {
+            if age < self.ttl + self.stale {
                 self.refresh_in_background(key, fetch);
                 return Ok(Cached {
                     value: entry.value.clone(),
@@ -250,40 +238,31 @@ impl ReportCache {
             self.entries.invalidate(&key).await;
         }
         let started = Instant::now();
-        let fetched = self
+        let entry = self
             .entries
-            .try_get_with(key, async move {
-                fetch().await.map(|value| {
-                    Arc::new(Entry {
-                        value,
-                        fetched: Instant::now(),
-                    })
-                })
-            })
-            .await;
-        match fetched {
-            Ok(entry) => {
-                // Callers that joined someone else's fetch got data as old as that fetch.
-                let age = entry.fetched.elapsed();
-                let source = if entry.fetched >= started {
-                    Source::Miss
-                } else {
-                    Source::Hit
-                };
-                Ok(Cached {
-                    value: entry.value.clone(),
-                    age,
-                    source,
-                })
-            }
-            Err(e) => Err((*e).clone()),
+            .try_get_with(key.clone(), async move { fetch().await.map(Entry::new) })
+            .await?;
+        // Stale data is served (marked) but not kept: the next request asks again.
+        if entry.source == Source::Stale {
+            self.entries.invalidate(&key).await;
         }
+        // Callers that joined someone else's fetch got data as old as that fetch.
+        let source = match entry.source {
+            Source::Miss if entry.fetched < started => Source::Hit,
+            other => other,
+        };
+        Ok(Cached {
+            value: entry.value.clone(),
+            age: entry.fetched.elapsed(),
+            source,
+        })
     }
 
-    fn refresh_in_background<F, Fut>(&self, key: Key, fetch: F)
+    fn refresh_in_background<E, F, Fut>(&self, key: K, fetch: F)
     where
+        E: Failure,
         F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<Value>> + Send + 'static,
+        Fut: Future<Output = Result<Cached<V>, E>> + Send + 'static,
     {
         let Ok(mut refreshing) = self.refreshing.lock() else {
             return;
@@ -296,29 +275,20 @@ impl ReportCache {
         let failures = self.refresh_failures.clone();
         tokio::spawn(async move {
             match fetch().await {
-                Ok(value) => {
-                    entries
-                        .insert(
-                            key.clone(),
-                            Arc::new(Entry {
-                                value,
-                                fetched: Instant::now(),
-                            }),
-                        )
-                        .await
+                Ok(fetched) if fetched.source != Source::Stale => {
+                    entries.insert(key.clone(), Entry::new(fetched)).await
                 }
+                // Data no fresher than what is held: nothing to keep.
+                Ok(_) => {}
                 // The stale entry stays until its bound; the next caller tries again.
                 Err(e) => {
-                    failures.inc();
-                    // `Internal`'s display hides its detail from clients; the log needs it.
-                    let cause = match &e {
-                        super::AnalyticsError::Internal(detail) => detail.clone(),
-                        other => other.to_string(),
-                    };
+                    if let Some(failures) = &failures {
+                        failures.inc();
+                    }
                     tracing::warn!(
-                        report = key.report(),
+                        report = key.label(),
                         key = ?key,
-                        error = %cause,
+                        error = %e.log_detail(),
                         "background refresh of a cached report failed; the stale answer is served until its bound"
                     )
                 }
@@ -351,3 +321,6 @@ impl Freshness {
         self.0.lock().ok().and_then(|s| *s)
     }
 }
+
+#[cfg(test)]
+mod tests;

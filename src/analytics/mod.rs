@@ -1,7 +1,8 @@
 //! The report queries over `users` and `tokens`: plain Rust types in and out, no HTTP or GraphQL here.
 
 pub mod cache;
-pub mod dialect;
+pub mod error;
+pub mod reports;
 pub mod summary;
 pub mod time;
 pub mod usage;
@@ -9,77 +10,18 @@ pub mod users;
 pub mod visits;
 
 use std::future::Future;
+use std::mem::size_of;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, DbErr, RuntimeErr};
+use sea_orm::DatabaseConnection;
 
-use cache::{CachePolicy, Cached, Key, ReportCache, Source, Value};
+use cache::{CachePolicy, Cached, ENTRY_OVERHEAD, weight};
+use reports::{Report, ReportCache};
 
-pub use dialect::Dialect;
+use crate::db::dialect::Dialect;
 
-/// Why a report could not be computed; each kind maps to one client-facing code.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum AnalyticsError {
-    /// An argument the caller can fix; `argument` names it.
-    #[error("{message}")]
-    BadInput {
-        argument: &'static str,
-        message: String,
-    },
-    /// The database cannot be reached (refused, cut, pool exhausted).
-    #[error("the database is unavailable; retry shortly")]
-    Unavailable,
-    /// The statement ran past its time limit.
-    #[error("the query took too long and was cancelled")]
-    Timeout,
-    /// Anything else; the detail is for the log only.
-    #[error("internal error")]
-    Internal(String),
-}
-
-impl AnalyticsError {
-    pub fn bad_input(argument: &'static str, message: impl Into<String>) -> Self {
-        Self::BadInput {
-            argument,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<DbErr> for AnalyticsError {
-    fn from(err: DbErr) -> Self {
-        use sea_orm::sqlx::Error as Sqlx;
-        let runtime = match &err {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return Self::Unavailable,
-            DbErr::Exec(r) | DbErr::Query(r) => r,
-            _ => return Self::Internal(err.to_string()),
-        };
-        let RuntimeErr::SqlxError(sqlx) = runtime else {
-            return Self::Internal(err.to_string());
-        };
-        match sqlx.as_ref() {
-            Sqlx::Io(_)
-            | Sqlx::Tls(_)
-            | Sqlx::Protocol(_)
-            | Sqlx::PoolTimedOut
-            | Sqlx::PoolClosed
-            | Sqlx::WorkerCrashed => Self::Unavailable,
-            Sqlx::Database(db) => match db.code().as_deref() {
-                // query_canceled: statement_timeout fired.
-                Some("57014") => Self::Timeout,
-                // connection exceptions, server shutting down or starting up.
-                Some(code) if code.starts_with("08") || code.starts_with("57P") => {
-                    Self::Unavailable
-                }
-                _ => Self::Internal(err.to_string()),
-            },
-            _ => Self::Internal(err.to_string()),
-        }
-    }
-}
-
-pub type Result<T> = std::result::Result<T, AnalyticsError>;
+pub use error::{AnalyticsError, Result};
 
 /// Cancels a tagged statement still running when its future is dropped: sqlx would
 /// otherwise let it run to the end for nobody, holding a connection and locks.
@@ -117,6 +59,24 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// Users by id (`Analytics::users_by_ids`), fresh for the report bound, within
+/// the users' share of the budget and ten times `CACHE_MAX_ENTRIES` entries.
+fn user_cache(policy: &CachePolicy) -> moka::future::Cache<i32, entity::users::Model> {
+    let (budget, max_entries) = (policy.budget().users, policy.max_entries.saturating_mul(10));
+    moka::future::Cache::builder()
+        .weigher(move |_: &i32, user: &entity::users::Model| {
+            let bytes = size_of::<i32>()
+                + size_of::<entity::users::Model>()
+                + user.first_name.capacity()
+                + user.last_name.capacity()
+                + ENTRY_OVERHEAD;
+            weight(bytes, budget, max_entries)
+        })
+        .max_capacity(budget)
+        .time_to_live(policy.ttl)
+        .build()
+}
+
 /// Limits the report queries enforce on their arguments.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -145,9 +105,9 @@ impl Analytics {
         refresh_failures: prometheus::IntCounter,
     ) -> Self {
         let dialect = Dialect::of(&db);
-        let user_cache = (cache.ttl > Duration::ZERO).then(|| cache::user_cache(&cache));
+        let user_cache = (cache.ttl > Duration::ZERO).then(|| user_cache(&cache));
         let cache = (cache.ttl > Duration::ZERO)
-            .then(|| Arc::new(ReportCache::new(cache, refresh_failures)));
+            .then(|| Arc::new(reports::report_cache(&cache, refresh_failures)));
         Self {
             db,
             dialect,
@@ -158,19 +118,13 @@ impl Analytics {
     }
 
     /// `fetch`'s answer through the report cache (or straight, when it is off).
-    async fn cached<F, Fut>(&self, key: Key, fetch: F) -> Result<Cached<Value>>
+    async fn cached<R, F, Fut>(&self, key: R::Key, fetch: F) -> Result<Cached<Arc<R>>>
     where
+        R: Report,
         F: FnOnce() -> Fut + Clone + Send + 'static,
-        Fut: Future<Output = Result<Value>> + Send + 'static,
+        Fut: Future<Output = Result<R>> + Send + 'static,
     {
-        match &self.cache {
-            Some(cache) => cache.get(key, fetch).await,
-            None => Ok(Cached {
-                value: fetch().await?,
-                age: Duration::ZERO,
-                source: Source::Miss,
-            }),
-        }
+        reports::cached(self.cache.as_deref(), key, fetch).await
     }
 
     /// The report cache, `None` when it is off (for its figures).

@@ -5,11 +5,13 @@ use chrono_tz::Tz;
 use entity::{tokens, users};
 use sea_orm::sea_query::{Asterisk, Condition, Expr, ExprTrait, Func, Query};
 
-use super::time;
 use std::sync::Arc;
 
-use super::cache::{Cached, Key, Value};
-use super::{Analytics, Result};
+use super::Analytics;
+use super::cache::Cached;
+use super::error::Result;
+use super::reports::Report;
+use super::time;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
@@ -23,6 +25,15 @@ pub struct Summary {
     pub usage_rate: f64,
 }
 
+impl Report for Summary {
+    /// Inclusive local dates and the zone.
+    type Key = (Option<NaiveDate>, Option<NaiveDate>, Tz);
+    const NAME: &'static str = "summary";
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
 impl Analytics {
     /// Figures over inclusive local dates, through the report cache.
     pub async fn summary(
@@ -32,18 +43,8 @@ impl Analytics {
         tz: &Tz,
     ) -> Result<Cached<Arc<Summary>>> {
         let (this, tz_owned) = (self.clone(), *tz);
-        let fetch = move || async move {
-            this.summary_now(from, to, &tz_owned)
-                .await
-                .map(|s| Value::Summary(Arc::new(s)))
-        };
-        let cached = self.cached(Key::Summary(from, to, *tz), fetch).await?;
-        match cached.value {
-            Value::Summary(ref s) => Ok(cached.clone().map(|_| s.clone())),
-            _ => Err(super::AnalyticsError::Internal(
-                "cache entry of the wrong kind".into(),
-            )),
-        }
+        let fetch = move || async move { this.summary_now(from, to, &tz_owned).await };
+        self.cached((from, to, *tz), fetch).await
     }
 
     /// The same figures straight from the database (the background gauges want them current).

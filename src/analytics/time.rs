@@ -5,7 +5,7 @@ use chrono::{
 };
 use chrono_tz::Tz;
 
-use super::{AnalyticsError, Result};
+use super::error::{AnalyticsError, Result};
 
 /// An IANA zone name, spelled exactly (`"UTC "` or `"europe/berlin"` is refused, with the
 /// right spelling suggested when the text is a name up to case, spaces and underscores).

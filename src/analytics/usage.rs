@@ -7,11 +7,14 @@ use chrono_tz::Tz;
 use entity::tokens;
 use sea_orm::sea_query::{Asterisk, Condition, Expr, Func, Query, SelectStatement};
 
-use super::time::{self, Granularity};
+use std::mem::size_of;
 use std::sync::Arc;
 
-use super::cache::{Cached, Key, Value};
-use super::{Analytics, AnalyticsError, Result};
+use super::Analytics;
+use super::cache::Cached;
+use super::error::{AnalyticsError, Result};
+use super::reports::Report;
+use super::time::{self, Granularity};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UsageQuery {
@@ -37,6 +40,15 @@ pub struct UsageBucket {
     pub tokens_issued: i64,
     /// Distinct users with a used token in the bucket.
     pub unique_users: i64,
+}
+
+impl Report for Vec<UsageBucket> {
+    type Key = UsageQuery;
+    const NAME: &'static str = "usage";
+    /// The vector's whole capacity (buckets are plain data, no strings).
+    fn heap_bytes(&self) -> usize {
+        self.capacity() * size_of::<UsageBucket>()
+    }
 }
 
 /// Request data that lifts `MAX_BUCKETS` for a call (the legacy REST report: it lists
@@ -159,18 +171,8 @@ impl Analytics {
     /// Buckets for `q`, through the report cache.
     pub async fn usage(&self, q: &UsageQuery) -> Result<Cached<Arc<Vec<UsageBucket>>>> {
         let (this, query) = (self.clone(), q.clone());
-        let fetch = move || async move {
-            this.fetch_usage(&query)
-                .await
-                .map(|b| Value::Usage(Arc::new(b)))
-        };
-        let cached = self.cached(Key::Usage(q.clone()), fetch).await?;
-        match cached.value {
-            Value::Usage(ref b) => Ok(cached.clone().map(|_| b.clone())),
-            _ => Err(AnalyticsError::Internal(
-                "cache entry of the wrong kind".into(),
-            )),
-        }
+        let fetch = move || async move { this.fetch_usage(&query).await };
+        self.cached(q.clone(), fetch).await
     }
 
     async fn fetch_usage(&self, q: &UsageQuery) -> Result<Vec<UsageBucket>> {

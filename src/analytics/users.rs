@@ -6,7 +6,8 @@ use entity::{tokens, users};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{Analytics, Result};
+use super::Analytics;
+use super::error::Result;
 
 pub struct UsersPage {
     pub rows: Vec<users::Model>,

@@ -9,11 +9,14 @@ use chrono_tz::Tz;
 use entity::{tokens, users};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, JoinType, Order, Query};
 
-use super::time;
+use std::mem::size_of;
 use std::sync::Arc;
 
-use super::cache::{Cached, Key, Value};
-use super::{Analytics, AnalyticsError, Result};
+use super::Analytics;
+use super::cache::Cached;
+use super::error::{AnalyticsError, Result};
+use super::reports::Report;
+use super::time;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VisitsFilter {
@@ -34,6 +37,16 @@ pub struct UserVisits {
     /// Used tokens.
     pub check_ins: i64,
     pub last_visit_at: Option<NaiveDateTime>,
+}
+
+impl Report for Vec<UserVisits> {
+    /// The filter and the order the rows are sorted by.
+    type Key = (VisitsFilter, VisitsOrder);
+    const NAME: &'static str = "visits";
+    /// The vector's whole capacity (rows are plain data, no strings).
+    fn heap_bytes(&self) -> usize {
+        self.capacity() * size_of::<UserVisits>()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -159,8 +172,8 @@ pub struct Page {
     pub total: usize,
 }
 
-/// Sorts `rows` by `order` and returns up to `first` rows after `after`.
-/// Up to `first` rows after `after` from `rows`, which are sorted by `order`.
+/// Up to `first` rows after `after` from `rows`, which must already be sorted by `order`
+/// (this does not sort); a cursor issued for another order is bad input.
 pub fn page(
     rows: &[UserVisits],
     order: VisitsOrder,
@@ -191,9 +204,8 @@ pub fn page(
 }
 
 impl Analytics {
-    /// Every user with at least one token (in range), by user id.
-    /// Every user with tokens matching `f`, sorted by `order`, through the report cache
-    /// (sorted once per cached answer, not once per page).
+    /// Every user with tokens matching `f` (range, `active_only`, `min_visits`), sorted by
+    /// `order`, through the report cache (sorted once per cached answer, not once per page).
     pub async fn visits_per_user(
         &self,
         f: &VisitsFilter,
@@ -203,17 +215,12 @@ impl Analytics {
         let fetch = move || async move {
             let mut rows = this.fetch_visits(&filter).await?;
             rows.sort_unstable_by(|a, b| order.compare(a, b));
-            Ok(Value::Visits(Arc::new(rows)))
+            Ok(rows)
         };
-        let cached = self.cached(Key::Visits(f.clone(), order), fetch).await?;
-        match cached.value {
-            Value::Visits(ref v) => Ok(cached.clone().map(|_| v.clone())),
-            _ => Err(AnalyticsError::Internal(
-                "cache entry of the wrong kind".into(),
-            )),
-        }
+        self.cached((f.clone(), order), fetch).await
     }
 
+    /// Every user with tokens matching `f`, by user id, straight from the database.
     async fn fetch_visits(&self, f: &VisitsFilter) -> Result<Vec<UserVisits>> {
         let (start, end) = time::utc_range(&f.timezone, f.from, f.to)?;
         let (t, u) = ("t", "u");

@@ -14,11 +14,14 @@ use chrono::{DateTime, NaiveDateTime, Timelike};
 use serde_json::{Value, json};
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::http::HeaderValue;
 
-use crate::analytics::cache::{Freshness, Source};
+use crate::analytics::cache::{
+    CacheKey, Cached, ENTRY_OVERHEAD, Failure, Freshness, Source, SwrCache, entry_size,
+};
 use crate::api::{Context, with_context};
 use crate::error::AppError;
 use crate::startup::AppState;
@@ -66,12 +69,12 @@ async fn run(
 }
 
 /// The legacy body, plus headers telling the data's age (clients that ignore them see no change).
-fn legacy_json(
-    state: &AppState,
-    age: Duration,
-    source: Source,
-    body: axum::body::Bytes,
-) -> Response {
+fn legacy_json(state: &AppState, rendered: Cached<Bytes>) -> Response {
+    let Cached {
+        value: body,
+        age,
+        source,
+    } = rendered;
     let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     let policy = state.config.cache;
     let headers = response.headers_mut();
@@ -109,121 +112,99 @@ pub async fn daily_usage(
     State(state): State<AppState>,
     context: Context,
 ) -> Result<Response, AppError> {
-    serve(&state, &context, Report::DailyUsage).await
+    serve(&state, &context, LegacyReport::DailyUsage).await
 }
 
 pub async fn user_visits(
     State(state): State<AppState>,
     context: Context,
 ) -> Result<Response, AppError> {
-    serve(&state, &context, Report::UserVisits).await
+    serve(&state, &context, LegacyReport::UserVisits).await
 }
 
 /// The two legacy reports: each a fixed GraphQL operation and a body writer.
-#[derive(Clone, Copy)]
-enum Report {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LegacyReport {
     DailyUsage,
     UserVisits,
 }
 
-impl Report {
-    fn name(self) -> &'static str {
+impl CacheKey for LegacyReport {
+    fn label(&self) -> &'static str {
         match self {
             Self::DailyUsage => DAILY_USAGE_OPERATION,
             Self::UserVisits => USER_VISITS_OPERATION,
         }
     }
+}
 
+impl Failure for AppError {
+    /// `Internal`'s display hides its detail from clients; the log needs it.
+    fn log_detail(&self) -> String {
+        match self {
+            Self::Internal(detail) => detail.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl LegacyReport {
     /// Runs the operation and writes the body, with the age and source of its data.
-    async fn render(
-        self,
-        state: &AppState,
-        context: &Context,
-    ) -> Result<(String, Duration, Source), AppError> {
+    async fn render(self, state: &AppState, context: &Context) -> Result<Cached<Bytes>, AppError> {
         let freshness = Arc::new(Freshness::default());
         let body = match self {
             Self::DailyUsage => daily_usage_body(state, context, &freshness).await?,
             Self::UserVisits => user_visits_body(state, context, &freshness).await?,
         };
         let (age, source) = freshness.get().unwrap_or((Duration::ZERO, Source::Miss));
-        Ok((body, age, source))
+        Ok(Cached {
+            value: body.into(),
+            age,
+            source,
+        })
     }
-}
-
-/// A rendered legacy body and when the data behind it was read.
-pub struct Rendered {
-    body: axum::body::Bytes,
-    data_read_at: Instant,
-    source: Source,
 }
 
 /// The rendered bodies, fresh as long as their data is: a dashboard polling a
 /// report gets the bytes without re-running the operation and re-serialising
-/// thousands of rows. A miss takes the GraphQL road as always.
-pub type RenderedCache = moka::future::Cache<&'static str, Arc<Rendered>>;
+/// thousands of rows. A miss takes the GraphQL road as always. A body has no stale
+/// window of its own: its data comes through the report cache, which says when it is
+/// stale, and a body of stale data is served (marked) but not kept.
+pub type RenderedCache = SwrCache<LegacyReport, Bytes>;
 
 /// Weighed by body bytes within `max_bytes` (the REST share of `CACHE_MAX_BYTES`);
 /// a body larger than that is served but not kept.
 pub fn rendered_cache(ttl: Duration, max_bytes: u64) -> RenderedCache {
-    use crate::analytics::cache::ENTRY_OVERHEAD;
-    moka::future::Cache::builder()
-        .weigher(|_: &&'static str, rendered: &Arc<Rendered>| {
-            // One entry per report, so only the bytes bound it.
-            let bytes = std::mem::size_of::<Rendered>() + rendered.body.len() + ENTRY_OVERHEAD;
+    SwrCache::new(
+        ttl,
+        Duration::ZERO,
+        max_bytes,
+        // One entry per report, so only the bytes bound it.
+        |_: &LegacyReport, body: &Bytes| {
+            let bytes = entry_size::<Bytes>() + body.len() + ENTRY_OVERHEAD;
             u32::try_from(bytes).unwrap_or(u32::MAX)
-        })
-        .max_capacity(max_bytes)
-        .time_to_live(ttl.max(Duration::from_millis(1)))
-        .build()
+        },
+        None,
+    )
 }
 
-async fn serve(state: &AppState, context: &Context, report: Report) -> Result<Response, AppError> {
-    let ttl = state.config.cache.ttl;
-    let name = report.name();
-    if ttl.is_zero() {
-        let (body, age, source) = report.render(state, context).await?;
-        return Ok(legacy_json(state, age, source, body.into()));
+async fn serve(
+    state: &AppState,
+    context: &Context,
+    report: LegacyReport,
+) -> Result<Response, AppError> {
+    if state.config.cache.ttl.is_zero() {
+        let rendered = report.render(state, context).await?;
+        return Ok(legacy_json(state, rendered));
     }
-    if let Some(hit) = state.rendered.get(name).await {
-        if hit.data_read_at.elapsed() < ttl {
-            return Ok(legacy_json(
-                state,
-                hit.data_read_at.elapsed(),
-                Source::Hit,
-                hit.body.clone(),
-            ));
-        }
-        state.rendered.invalidate(name).await;
-    }
-    let started = Instant::now();
+    let (owned_state, owned_context) = (state.clone(), context.clone());
+    let render = move || async move { report.render(&owned_state, &owned_context).await };
     let rendered = state
         .rendered
-        .try_get_with(name, async {
-            let (body, age, source) = report.render(state, context).await?;
-            let data_read_at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-            Ok::<_, AppError>(Arc::new(Rendered {
-                body: body.into(),
-                data_read_at,
-                source,
-            }))
-        })
+        .get(report, render)
         .await
-        .map_err(|e: Arc<AppError>| e.duplicate())?;
-    // Stale data is served (marked) but not kept: the next request asks again.
-    if rendered.source == Source::Stale {
-        state.rendered.invalidate(name).await;
-    }
-    // Callers that joined another's render got bytes they did not fetch.
-    let source = match rendered.source {
-        Source::Miss if rendered.data_read_at < started => Source::Hit,
-        other => other,
-    };
-    Ok(legacy_json(
-        state,
-        rendered.data_read_at.elapsed(),
-        source,
-        rendered.body.clone(),
-    ))
+        .map_err(|e| e.duplicate())?;
+    Ok(legacy_json(state, rendered))
 }
 
 async fn daily_usage_body(

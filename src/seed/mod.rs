@@ -10,7 +10,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 
 use sea_orm::sea_query::{Asterisk, Expr, Func, Query};
 
-use crate::analytics::Dialect;
+use crate::db::dialect::Dialect;
 
 mod sql;
 use sql::SeedSql;

@@ -3,8 +3,8 @@
 
 use sea_orm::{ConnectionTrait, DbErr};
 
-use crate::analytics::Dialect;
-use crate::analytics::dialect::RawSql;
+use crate::db::dialect::Dialect;
+use crate::db::dialect::RawSql;
 
 pub(super) trait SeedSql {
     /// Appends rows `i = 1..=n` as a CTE named `series(i)`, with `n` bound.

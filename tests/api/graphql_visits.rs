@@ -204,9 +204,9 @@ async fn a_page_of_100_rows_with_users_takes_at_most_two_statements(#[case] back
     let app = TestApp::spawn(backend).await;
     app.insert(&users, &tokens).await;
     let query = "{ visitsPerUser(first: 100, orderBy: VISITS_DESC) { edges { node { userId visits user { id firstName lastName isActive } } } } }";
-    let before = app.stats.statements();
+    let before = app.statements();
     let data = app.graphql_ok(query, json!({})).await;
-    let statements = app.stats.statements() - before;
+    let statements = app.statements() - before;
     let edges = data["visitsPerUser"]["edges"].as_array().expect("edges");
     assert_eq!(edges.len(), 100);
     for e in edges {

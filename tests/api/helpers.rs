@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Once};
 
 use coworking_gateway::config::{Cli, Config, LogFormat};
-use coworking_gateway::db::DbStats;
+use coworking_gateway::metrics::Metrics;
 use coworking_gateway::startup::Application;
 use entity::{tokens, users};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait, Set, Statement};
@@ -169,7 +169,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The app's own pool: for SQLite in memory it is the only way to reach the same database.
     pub db: DatabaseConnection,
-    pub stats: Arc<DbStats>,
+    /// The app's metrics registry (statements run: [`TestApp::statements`]).
+    pub metrics: Arc<Metrics>,
     /// Held so the database lives as long as the app, and is dropped with it.
     _pg: Option<PgDatabase>,
 }
@@ -189,7 +190,7 @@ impl TestApp {
         let addr = app.local_addr().expect("bound address");
         let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
         let db = app.state().db.clone();
-        let stats = app.state().db_stats.clone();
+        let metrics = app.state().metrics.clone();
         tokio::spawn(app.run_until(std::future::pending()));
         Self {
             backend,
@@ -200,9 +201,14 @@ impl TestApp {
                 .build()
                 .expect("client"),
             db,
-            stats,
+            metrics,
             _pg: pg,
         }
+    }
+
+    /// Statements the app's pool has run so far, as its metrics count them.
+    pub fn statements(&self) -> u64 {
+        db_statements(&self.metrics)
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -249,6 +255,17 @@ impl TestApp {
     pub async fn insert(&self, users: &[users::Model], tokens: &[tokens::Model]) {
         insert(&self.db, users, tokens).await;
     }
+}
+
+/// Every statement is one observation of `db_query_duration_seconds`: the sum of its
+/// sample counts over all queries, read from the Prometheus text as a scraper would.
+pub fn db_statements(metrics: &Metrics) -> u64 {
+    metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("db_query_duration_seconds_count"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 pub async fn insert(db: &DatabaseConnection, users: &[users::Model], tokens: &[tokens::Model]) {

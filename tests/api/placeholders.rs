@@ -1,7 +1,7 @@
 //! Statements get each backend's own placeholders from sea-query: a `?` inside a string
 //! literal is text, never a parameter (the old hand-written `?` → `$n` rewrite broke it).
 
-use coworking_gateway::analytics::Dialect;
+use coworking_gateway::db::dialect::Dialect;
 use coworking_gateway::seed::{SeedPlan, seed};
 use entity::tokens;
 use rstest::rstest;

@@ -1,4 +1,4 @@
-//! Everything that differs between PostgreSQL and SQLite in the report queries, in one
+//! Everything that differs between PostgreSQL and SQLite in SQL, in one
 //! place: how a statement is built for the backend, the raw SQL the builder cannot
 //! express (JSON-to-rows for bucket bounds, cancelling a statement) and small fragments.
 //!
