@@ -8,6 +8,8 @@ mod graphql;
 mod http;
 mod metrics;
 mod rate_limit;
+#[cfg(test)]
+mod tests;
 mod value;
 
 use std::net::IpAddr;
