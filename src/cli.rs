@@ -1,55 +1,165 @@
-//! What each subcommand does once the config is valid.
+//! The command line: the subcommands over the settings, and what each does once the config is valid.
 
+use std::future::Future;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::{CommandFactory, Parser, Subcommand};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::config::{Command, Config};
-use crate::db;
+use crate::auth::AuthConfig;
+use crate::config::{self, Config, Settings};
 use crate::seed::{self, SeedPlan};
 use crate::startup::Application;
+use crate::{db, telemetry};
 
 const BATCH_STATEMENT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
-pub async fn run(command: Command, mut config: Config) -> ExitCode {
-    match command {
-        Command::Serve { migrate } => {
+#[derive(Parser, Debug)]
+#[command(
+    name = "coworking-gateway",
+    version,
+    about = "GraphQL analytics gateway for the coworking service, with the legacy REST reports"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Serve HTTP (the default when no subcommand is given).
+    Serve {
+        /// Run pending migrations before serving (SQLite always migrates).
+        #[arg(long)]
+        migrate: bool,
+    },
+    /// Run pending migrations and exit (adopts an existing legacy database).
+    Migrate,
+    /// Write deterministic demo data (bulk SQL; refuses a non-empty database without --append).
+    Seed {
+        #[arg(long, default_value_t = SeedPlan::DEMO.users)]
+        users: u64,
+        #[arg(long, default_value_t = SeedPlan::DEMO.tokens)]
+        tokens: u64,
+        #[arg(long, default_value_t = SeedPlan::DEMO.seed)]
+        seed: u64,
+        /// Add to a database that already holds rows.
+        #[arg(long)]
+        append: bool,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Exit 0 when the local gateway's liveness probe answers 200 (for container health checks).
+    Healthcheck,
+}
+
+/// The binary: a refused setting exits with status 2 and one line naming it.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match config::refused_value(&e) {
+            Some(_) if wants_schema() => return print_schema(),
+            Some(line) => return refused(line),
+            // --help, --version, an unknown flag: clap's own rendering and status.
+            None => e.exit(),
+        },
+    };
+    let settings = cli.settings.with_env_password();
+    match cli.command.unwrap_or(Command::Serve { migrate: false }) {
+        Command::Schema => print_schema(),
+        Command::Serve { migrate } => with_config(&settings, |mut config| {
             config.migrate_on_start |= migrate;
-            serve(config).await
-        }
+            serve(config)
+        }),
         // Batch work, not requests: the per-request statement timeout does not apply.
-        Command::Migrate => {
+        Command::Migrate => with_config(&settings, |mut config| async move {
             config.db_statement_timeout = BATCH_STATEMENT_TIMEOUT;
             migrate(&config).await
-        }
+        }),
         Command::Seed {
             users,
             tokens,
             seed,
             append,
-        } => {
+        } => with_config(&settings, |mut config| async move {
             config.db_statement_timeout = BATCH_STATEMENT_TIMEOUT;
-            seed_cmd(
-                &config,
-                SeedPlan {
-                    users,
-                    tokens,
-                    seed,
-                    append,
-                },
+            let plan = SeedPlan {
+                users,
+                tokens,
+                seed,
+                append,
+            };
+            seed_cmd(&config, plan).await
+        }),
+        Command::Healthcheck => {
+            with_config(
+                &settings,
+                |config| async move { healthcheck(&config).await },
             )
-            .await
         }
-        Command::Healthcheck => healthcheck(&config).await,
-        Command::Schema => match crate::graphql::sdl().await {
-            Ok(sdl) => {
-                print!("{sdl}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail("printing the schema", e),
-        },
+    }
+}
+
+fn refused(line: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {line}");
+    ExitCode::from(2)
+}
+
+/// Resolves the config (auth files included, so every command refuses a bad one the
+/// same way), starts logging and runs `command` on the multi-thread runtime.
+fn with_config<F: Future<Output = ExitCode>>(
+    settings: &Settings,
+    command: impl FnOnce(Config) -> F,
+) -> ExitCode {
+    let config = match Config::from_settings(settings) {
+        Ok(config) => config,
+        Err(e) => return refused(e),
+    };
+    // Checked here so every command refuses a bad auth setting; serve builds it again.
+    if let Err(e) = AuthConfig::from_settings(&config.auth) {
+        return refused(e);
+    }
+    telemetry::init(config.log_format, std::io::stdout);
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(command(config)),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Whether the command line asks for `schema`, which reads no setting: clap checks every
+/// setting before it looks at the subcommand, so a bad one must not stop it.
+fn wants_schema() -> bool {
+    Cli::command()
+        .mut_args(|arg| arg.value_parser(clap::builder::ValueParser::os_string()))
+        .try_get_matches()
+        .is_ok_and(|matches| matches.subcommand_name() == Some("schema"))
+}
+
+/// No configuration and no database: the schema alone, on a one-thread runtime.
+fn print_schema() -> ExitCode {
+    let printed = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(crate::graphql::sdl()));
+    match printed {
+        Ok(sdl) => {
+            print!("{sdl}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: printing the schema: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

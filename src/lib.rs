@@ -6,9 +6,9 @@ pub mod analytics;
 pub mod api;
 /// API keys and JWT bearer tokens.
 pub mod auth;
-/// What each subcommand does.
+/// The command line and what each subcommand does.
 pub mod cli;
-/// Settings from flags and env vars.
+/// Settings from flags and env vars, typed by concern; imports nothing from the crate.
 pub mod config;
 /// Connection pool, migrations and the backends' SQL dialect (the only backend-specific SQL).
 pub mod db;

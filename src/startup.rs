@@ -13,9 +13,10 @@ use axum::routing::get;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
+use crate::analytics::cache::CachePolicy;
 use crate::analytics::{Analytics, Limits};
 use crate::auth::AuthConfig;
-use crate::config::{Config, DatabaseTarget};
+use crate::config::{Config, ConfigError, DatabaseTarget};
 use crate::db;
 use crate::error::AppError;
 use crate::graphql::{self, AppSchema, SchemaLimits};
@@ -46,6 +47,8 @@ pub enum StartupError {
     Database(#[from] sea_orm::DbErr),
     #[error("seeding demo data: {0}")]
     Seed(#[from] seed::SeedError),
+    #[error("{0}")]
+    Config(#[from] ConfigError),
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -88,7 +91,7 @@ pub fn router(state: AppState) -> Router {
         open = open.merge(graphiql::routes());
     }
     if state.config.metrics_port.is_none() {
-        if state.config.auth.metrics {
+        if state.auth.metrics {
             data = data.route("/metrics", get(metrics_endpoint));
         } else {
             open = open.route("/metrics", get(metrics_endpoint));
@@ -191,14 +194,6 @@ pub struct Application {
     state: AppState,
 }
 
-/// Demo data for the embedded default: the legacy seed's shape and size.
-pub const DEMO_PLAN: seed::SeedPlan = seed::SeedPlan {
-    users: 1_000,
-    tokens: 2_500,
-    seed: 42,
-    append: false,
-};
-
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let metrics = Arc::new(Metrics::new(&config.graphql_known_operations)?);
@@ -209,15 +204,16 @@ impl Application {
         if matches!(config.database, DatabaseTarget::EmbeddedDefault { .. })
             && seed::is_empty(&db).await?
         {
-            seed::seed(&db, DEMO_PLAN, |_, _| {}).await?;
+            seed::seed(&db, seed::SeedPlan::DEMO, |_, _| {}).await?;
         }
+        let cache = CachePolicy::from(config.cache);
         let analytics = Analytics::new(
             db.clone(),
             Limits {
                 max_buckets: config.max_buckets,
                 max_page_size: config.max_page_size,
             },
-            config.cache,
+            cache,
             metrics.refresh_failures("reports"),
         );
         let schema = graphql::build_schema(
@@ -227,7 +223,7 @@ impl Application {
                 max_complexity: config.graphql_max_complexity,
                 max_aliases: config.graphql_max_aliases,
                 introspection: config.graphql_introspection,
-                apq_max_bytes: config.cache.budget().persisted_queries,
+                apq_max_bytes: cache.budget().persisted_queries,
             },
             metrics.clone(),
         );
@@ -250,12 +246,9 @@ impl Application {
             schema,
             db,
             metrics,
-            auth: Arc::new(config.auth.clone()),
+            auth: Arc::new(AuthConfig::from_settings(&config.auth)?),
             rate_limiter: config.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
-            rendered: rest::reports::rendered_cache(
-                config.cache.ttl,
-                config.cache.budget().rest_bodies,
-            ),
+            rendered: rest::reports::rendered_cache(config.cache.ttl, cache.budget().rest_bodies),
             shutting_down: Arc::new(AtomicBool::new(false)),
             config: Arc::new(config),
         };

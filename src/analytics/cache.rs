@@ -83,6 +83,17 @@ pub struct Budget {
     pub persisted_queries: u64,
 }
 
+impl From<crate::config::CacheSettings> for CachePolicy {
+    fn from(s: crate::config::CacheSettings) -> Self {
+        Self {
+            ttl: s.ttl,
+            stale: s.stale,
+            max_entries: s.max_entries,
+            max_bytes: s.max_bytes,
+        }
+    }
+}
+
 impl CachePolicy {
     pub fn budget(&self) -> Budget {
         let b = self.max_bytes;

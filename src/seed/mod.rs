@@ -36,6 +36,17 @@ pub struct SeedPlan {
     pub append: bool,
 }
 
+impl SeedPlan {
+    /// Demo data for the embedded default, and the `seed` command's defaults: the legacy
+    /// seed's shape and size.
+    pub const DEMO: Self = Self {
+        users: 1_000,
+        tokens: 2_500,
+        seed: 42,
+        append: false,
+    };
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
     #[error(

@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use coworking_gateway::auth::AuthConfig;
-use coworking_gateway::config::RawSettings;
+use coworking_gateway::config::AuthSettings;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::json;
 
@@ -79,7 +79,7 @@ fn keys() -> Keys {
 #[tokio::test]
 async fn with_auth_on_every_data_road_refuses_bad_credentials_and_probes_stay_open() {
     let keys = keys();
-    let raw = RawSettings {
+    let raw = AuthSettings {
         auth_api_key_hashes_file: Some(keys.dir.join("keys").display().to_string()),
         auth_jwt_hs256_secret_file: Some(keys.dir.join("hs256").display().to_string()),
         auth_jwt_rs256_public_keys_file: keys
@@ -87,10 +87,10 @@ async fn with_auth_on_every_data_road_refuses_bad_credentials_and_probes_stay_op
             .as_ref()
             .map(|_| keys.dir.join("rsa.pub").display().to_string()),
         auth_jwt_audience: Some(AUDIENCE.into()),
-        ..RawSettings::default()
+        ..AuthSettings::default()
     };
-    let auth = AuthConfig::from_raw(&raw).expect("auth config");
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.auth = auth).await;
+    AuthConfig::from_settings(&raw).expect("auth config");
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.auth = raw).await;
     let hs = EncodingKey::from_secret(HS_SECRET.as_bytes());
     let good = json!({ "sub": "analyst", "aud": AUDIENCE, "exp": now() + 600 });
     let valid_hs = jwt(Algorithm::HS256, &hs, good.clone());
@@ -241,14 +241,14 @@ fn alg_none(token: &str) -> String {
 
 #[tokio::test]
 async fn metrics_can_require_credentials_and_production_can_hide_the_schema() {
-    let raw = RawSettings {
-        auth_api_key_hashes: Some(sha256_hex(API_KEY)),
-        auth_metrics: Some("true".into()),
-        ..RawSettings::default()
+    let raw = AuthSettings {
+        auth_api_key_hashes: Some(sha256_hex(API_KEY).into()),
+        auth_metrics: true,
+        ..AuthSettings::default()
     };
-    let auth = AuthConfig::from_raw(&raw).expect("auth");
+    AuthConfig::from_settings(&raw).expect("auth");
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        c.auth = auth;
+        c.auth = raw;
         c.graphql_introspection = false;
         c.graphql_playground = false;
     })
@@ -291,18 +291,18 @@ async fn metrics_can_require_credentials_and_production_can_hide_the_schema() {
 #[test]
 fn bad_auth_settings_are_refused_with_the_setting_named() {
     let cases = [
-        RawSettings {
+        AuthSettings {
             auth_api_key_hashes: Some("not-a-digest".into()),
-            ..RawSettings::default()
+            ..AuthSettings::default()
         },
-        RawSettings {
+        AuthSettings {
             auth_api_key_hashes_file: Some("/nonexistent/keys".into()),
-            ..RawSettings::default()
+            ..AuthSettings::default()
         },
-        RawSettings {
+        AuthSettings {
             auth_jwt_hs256_secret_file: Some("/nonexistent/secret".into()),
             auth_jwt_audience: Some("a".into()),
-            ..RawSettings::default()
+            ..AuthSettings::default()
         },
     ];
     let names = [
@@ -311,25 +311,25 @@ fn bad_auth_settings_are_refused_with_the_setting_named() {
         "AUTH_JWT_HS256_SECRET_FILE",
     ];
     for (raw, name) in cases.iter().zip(names) {
-        let err = AuthConfig::from_raw(raw).expect_err("must be refused");
+        let err = AuthConfig::from_settings(raw).expect_err("must be refused");
         assert_eq!(err.setting, name);
     }
     let dir = std::env::temp_dir().join(format!("gw-auth-short-{}", rand::random::<u32>()));
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("s"), "short").expect("write");
-    let short = RawSettings {
+    let short = AuthSettings {
         auth_jwt_hs256_secret_file: Some(dir.join("s").display().to_string()),
         auth_jwt_audience: Some("a".into()),
-        ..RawSettings::default()
+        ..AuthSettings::default()
     };
     assert!(
-        AuthConfig::from_raw(&short).is_err(),
+        AuthConfig::from_settings(&short).is_err(),
         "a short HS256 secret must be refused"
     );
-    let no_aud = RawSettings {
+    let no_aud = AuthSettings {
         auth_jwt_hs256_secret_file: Some(dir.join("s").display().to_string()),
-        ..RawSettings::default()
+        ..AuthSettings::default()
     };
-    assert!(AuthConfig::from_raw(&no_aud).is_err());
+    assert!(AuthConfig::from_settings(&no_aud).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,15 +2,22 @@
 
 use std::process::Command;
 
-use coworking_gateway::config::{Config, DatabaseTarget, RawSettings};
+use coworking_gateway::config::{Config, DatabaseTarget, DbArgs, Settings};
 
 fn gateway() -> Command {
     crate::helpers::gateway_command()
 }
 
+fn settings(db: DbArgs) -> Settings {
+    Settings {
+        db,
+        ..Settings::default()
+    }
+}
+
 #[test]
 fn defaults_are_the_embedded_sqlite_file_on_port_5153() {
-    let config = Config::from_raw(&RawSettings::default()).expect("defaults are valid");
+    let config = Config::from_settings(&Settings::default()).expect("defaults are valid");
     assert_eq!(config.port, 5153);
     assert_eq!(config.bind_address.to_string(), "0.0.0.0");
     assert!(
@@ -26,12 +33,12 @@ fn defaults_are_the_embedded_sqlite_file_on_port_5153() {
 
 #[test]
 fn legacy_db_variables_select_postgres_with_legacy_defaults() {
-    let raw = RawSettings {
+    let raw = settings(DbArgs {
         db_username: Some("app".into()),
         db_password: Some("s3cr:t@pw".into()),
-        ..RawSettings::default()
-    };
-    let config = Config::from_raw(&raw).expect("valid");
+        ..DbArgs::default()
+    });
+    let config = Config::from_settings(&raw).expect("valid");
     let url = url::Url::parse(&config.database.url()).expect("url");
     assert_eq!(
         (
@@ -60,26 +67,27 @@ fn legacy_db_variables_select_postgres_with_legacy_defaults() {
     );
     assert!(!shown.contains("s3cr"), "password leaked: {shown}");
 
-    let raw = RawSettings {
+    let raw = settings(DbArgs {
         db_host: Some("db.internal".into()),
         db_port: Some("6543".into()),
         db_name: Some("cowork".into()),
-        ..RawSettings::default()
-    };
-    let url = url::Url::parse(&Config::from_raw(&raw).expect("valid").database.url()).expect("url");
+        ..DbArgs::default()
+    });
+    let url =
+        url::Url::parse(&Config::from_settings(&raw).expect("valid").database.url()).expect("url");
     assert_eq!(
         (url.host_str(), url.port(), url.path(), url.username()),
         (Some("db.internal"), Some(6543), "/cowork", "postgres")
     );
 
     // DATABASE_URL wins over DB_*.
-    let raw = RawSettings {
+    let raw = settings(DbArgs {
         database_url: Some("postgres://u@h:1/d".into()),
         db_host: Some("other".into()),
-        ..RawSettings::default()
-    };
+        ..DbArgs::default()
+    });
     assert!(
-        Config::from_raw(&raw)
+        Config::from_settings(&raw)
             .expect("valid")
             .database
             .url()

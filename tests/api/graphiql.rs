@@ -6,10 +6,9 @@
 use std::path::PathBuf;
 
 use coworking_gateway::auth::AuthConfig;
-use coworking_gateway::config::RawSettings;
+use coworking_gateway::config::AuthSettings;
 use coworking_gateway::graphiql::BUNDLED;
-use coworking_gateway::seed::seed;
-use coworking_gateway::startup::DEMO_PLAN;
+use coworking_gateway::seed::{SeedPlan, seed};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp};
@@ -242,23 +241,24 @@ async fn graphql_playground_false_turns_off_the_page_and_its_assets() {
     }
 }
 
-fn auth_on() -> AuthConfig {
+fn auth_on() -> AuthSettings {
     use sha2::Digest;
     let digest: String = sha2::Sha256::digest(API_KEY.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    AuthConfig::from_raw(&RawSettings {
-        auth_api_key_hashes: Some(digest),
-        ..RawSettings::default()
-    })
-    .expect("auth settings")
+    let settings = AuthSettings {
+        auth_api_key_hashes: Some(digest.into()),
+        ..AuthSettings::default()
+    };
+    AuthConfig::from_settings(&settings).expect("auth settings");
+    settings
 }
 
 #[tokio::test]
 async fn with_auth_on_the_ide_loads_without_a_key_and_its_queries_need_one() {
     let app = TestApp::spawn_with(Backend::Sqlite, |c| c.auth = auth_on()).await;
-    seed(&app.db, DEMO_PLAN, |_, _| {})
+    seed(&app.db, SeedPlan::DEMO, |_, _| {})
         .await
         .expect("demo seed");
     let res = page(&app, None).await;

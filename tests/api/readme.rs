@@ -1,8 +1,7 @@
 //! The README's example answers, and the embedded default it promises.
 
 use coworking_gateway::config::DatabaseTarget;
-use coworking_gateway::seed::seed;
-use coworking_gateway::startup::DEMO_PLAN;
+use coworking_gateway::seed::{SeedPlan, seed};
 use rstest::rstest;
 use serde_json::{Value, json};
 
@@ -42,7 +41,7 @@ async fn readme_example_queries_give_the_answers_shown_on_demo_data(#[case] back
         return;
     }
     let app = TestApp::spawn(backend).await;
-    seed(&app.db, DEMO_PLAN, |_, _| {})
+    seed(&app.db, SeedPlan::DEMO, |_, _| {})
         .await
         .expect("demo seed");
     for (query, answer) in &examples {
