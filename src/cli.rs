@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::app::Application;
 use crate::config::{Command, Config};
 use crate::db;
 use crate::seed::{self, SeedPlan};
-use crate::startup::Application;
 
 const BATCH_STATEMENT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 

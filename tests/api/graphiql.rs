@@ -5,11 +5,11 @@
 
 use std::path::PathBuf;
 
+use coworking_gateway::app::DEMO_PLAN;
 use coworking_gateway::auth::AuthConfig;
 use coworking_gateway::config::RawSettings;
-use coworking_gateway::graphiql::BUNDLED;
+use coworking_gateway::http::graphiql::BUNDLED;
 use coworking_gateway::seed::seed;
-use coworking_gateway::startup::DEMO_PLAN;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp};

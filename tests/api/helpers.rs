@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Once};
 
+use coworking_gateway::app::Application;
 use coworking_gateway::config::{Cli, Config, LogFormat};
 use coworking_gateway::db::DbStats;
-use coworking_gateway::startup::Application;
 use entity::{tokens, users};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait, Set, Statement};
 use serde_json::{Value, json};

@@ -1,8 +1,8 @@
 //! The README's example answers, and the embedded default it promises.
 
+use coworking_gateway::app::DEMO_PLAN;
 use coworking_gateway::config::DatabaseTarget;
 use coworking_gateway::seed::seed;
-use coworking_gateway::startup::DEMO_PLAN;
 use rstest::rstest;
 use serde_json::{Value, json};
 
