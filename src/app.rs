@@ -18,11 +18,13 @@ use crate::analytics::{Analytics, Limits};
 use crate::auth::AuthConfig;
 use crate::config::{Config, ConfigError, DatabaseTarget};
 use crate::db;
-use crate::error::AppError;
 use crate::graphql::{self, AppSchema, SchemaLimits};
-use crate::limits::{self, RateLimiter};
+use crate::http::error::AppError;
+use crate::http::middleware::observe as middleware;
+use crate::http::middleware::rate_limit::{self as limits, RateLimiter};
+use crate::http::{self as rest, graphiql, graphql as api};
 use crate::metrics::Metrics;
-use crate::{api, graphiql, middleware, rest, seed};
+use crate::seed;
 use axum::middleware::{from_fn, from_fn_with_state};
 
 /// Shared by every handler; cheap to clone.

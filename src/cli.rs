@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use clap::{CommandFactory, Parser, Subcommand};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::app::Application;
 use crate::auth::AuthConfig;
 use crate::config::{self, Config, Settings};
 use crate::seed::{self, SeedPlan};
-use crate::startup::Application;
 use crate::{db, telemetry};
 
 const BATCH_STATEMENT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);

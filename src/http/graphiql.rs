@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::auth::{self, AuthConfig};
-use crate::error::AppError;
+use crate::http::error::AppError;
 
 /// Where the assets live: `/graphql/assets/<package>-<version>/<file>` for release
 /// files (cached for a year: a new version is a new URL), `/graphql/assets/<file>` for ours.
@@ -59,7 +59,7 @@ static PAGE_CSP_FALLBACK: LazyLock<String> = LazyLock::new(|| {
 });
 
 #[cfg(not(graphiql_bundled))]
-const FALLBACK: &str = include_str!("../assets/playground.html");
+const FALLBACK: &str = include_str!("../../assets/playground.html");
 
 /// The Content-Security-Policy sent with the page.
 pub fn page_csp() -> &'static str {
@@ -147,18 +147,18 @@ mod bundle {
                 "",
                 "init.js",
                 JS,
-                include_bytes!("../assets/graphiql/init.js"),
+                include_bytes!("../../assets/graphiql/init.js"),
             ),
             a(
                 "",
                 "page.css",
                 CSS,
-                include_bytes!("../assets/graphiql/page.css"),
+                include_bytes!("../../assets/graphiql/page.css"),
             ),
         ]
     }
 
-    pub const PAGE: &str = include_str!("../assets/graphiql/index.html");
+    pub const PAGE: &str = include_str!("../../assets/graphiql/index.html");
 }
 
 #[cfg(graphiql_bundled)]

@@ -1,12 +1,16 @@
 //! Legacy REST: the two reports as thin adapters over persisted GraphQL operations, and the probes.
 
+pub mod error;
+pub mod graphiql;
+pub mod graphql;
+pub mod middleware;
 pub mod probes;
 pub mod reports;
 
 use axum::Router;
 use axum::routing::get;
 
-use crate::startup::AppState;
+use crate::app::AppState;
 
 /// The legacy reports: data roads (authenticated when auth is on).
 pub fn report_routes() -> Router<AppState> {

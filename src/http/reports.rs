@@ -22,9 +22,9 @@ use axum::http::HeaderValue;
 use crate::analytics::cache::{
     CacheKey, Cached, ENTRY_OVERHEAD, Failure, Freshness, Source, SwrCache, entry_size,
 };
-use crate::api::{Context, with_context};
-use crate::error::AppError;
-use crate::startup::AppState;
+use crate::app::AppState;
+use crate::http::error::AppError;
+use crate::http::graphql::{Context, with_context};
 
 pub const DAILY_USAGE_OPERATION: &str = "LegacyDailyUsage";
 pub const DAILY_USAGE_QUERY: &str =

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use coworking_gateway::analytics::usage::UsageBucket;
+use coworking_gateway::app::{AppState, Application};
 use coworking_gateway::config::Config;
-use coworking_gateway::startup::{AppState, Application};
 use rstest::rstest;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};

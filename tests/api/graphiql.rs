@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use coworking_gateway::auth::AuthConfig;
 use coworking_gateway::config::AuthSettings;
-use coworking_gateway::graphiql::BUNDLED;
+use coworking_gateway::http::graphiql::BUNDLED;
 use coworking_gateway::seed::{SeedPlan, seed};
 use serde_json::{Value, json};
 

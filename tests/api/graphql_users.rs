@@ -194,7 +194,7 @@ async fn get_requests_apq_and_the_offline_playground_work() {
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("html");
     // GraphiQL when the build bundled it (tests/api/graphiql.rs checks it), else the simple page.
-    assert!(if coworking_gateway::graphiql::BUNDLED {
+    assert!(if coworking_gateway::http::graphiql::BUNDLED {
         html.contains("graphiql.min.js")
     } else {
         html.contains("<textarea id=\"query\"") && html.contains("fetch(")

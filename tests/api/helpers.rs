@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Once};
 
+use coworking_gateway::app::Application;
 use coworking_gateway::cli::Cli;
 use coworking_gateway::config::{Config, LogFormat};
 use coworking_gateway::metrics::Metrics;
-use coworking_gateway::startup::Application;
 use entity::{tokens, users};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait, Set, Statement};
 use serde_json::{Value, json};

@@ -18,8 +18,8 @@ use serde::Serialize;
 
 pub use accept::Media;
 
-use crate::error::AppError;
-use crate::startup::AppState;
+use crate::app::AppState;
+use crate::http::error::AppError;
 use crate::telemetry::RequestContext;
 
 /// The request context the middleware made, for GraphQL extensions to read and fill.
@@ -77,7 +77,7 @@ pub async fn graphql_get(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|accept| accept.contains("text/html"));
         if wants_html && state.config.graphql_playground {
-            return crate::graphiql::page(state.auth.enabled());
+            return crate::http::graphiql::page(state.auth.enabled());
         }
         return AppError::BadRequest(
             "GET /graphql needs a query parameter, e.g. /graphql?query={summary{users}}".into(),

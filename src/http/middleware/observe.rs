@@ -9,8 +9,8 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::app::ROUTES;
 use crate::metrics::Metrics;
-use crate::startup::ROUTES;
 use crate::telemetry::RequestContext;
 
 pub const REQUEST_ID: &str = "x-request-id";

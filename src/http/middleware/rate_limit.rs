@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::auth::Principal;
 use crate::config::RateLimit;
-use crate::error::AppError;
+use crate::http::error::AppError;
 
 /// Headers beyond this many bytes in total get a 431 (hyper's own limit is far larger
 /// and answers without a body).
