@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -66,7 +65,7 @@ impl fmt::Display for AuthFailure {
 
 impl IntoResponse for AuthFailure {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": "UNAUTHENTICATED", "message": self.message() } });
+        let body = crate::codes::error_body(crate::codes::UNAUTHENTICATED, self.message());
         (
             StatusCode::UNAUTHORIZED,
             [(
@@ -339,6 +338,7 @@ mod tests {
 
     use axum::http::HeaderValue;
     use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
 
     use super::*;
 

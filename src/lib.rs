@@ -8,6 +8,8 @@ pub mod app;
 pub mod auth;
 /// What each subcommand does.
 pub mod cli;
+/// Error codes and the one JSON error body (a leaf: imports nothing).
+pub mod codes;
 /// Settings from flags and env vars.
 pub mod config;
 /// Connection pool and migrations.

@@ -14,7 +14,8 @@ use async_graphql::{
     IntrospectionMode, Request, Response, ServerError, ServerResult, ValidationResult, Variables,
 };
 
-use super::{checks, codes, shape};
+use super::{checks, shape};
+use crate::codes;
 
 pub struct Conformance {
     pub max_depth: usize,

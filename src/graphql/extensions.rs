@@ -12,9 +12,9 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Request, Response, ServerError, ServerResult, Variables};
 
-use super::codes;
 use super::loaders::Loaders;
 use crate::analytics::Analytics;
+use crate::codes;
 use crate::metrics::Metrics;
 use crate::telemetry::RequestContext;
 

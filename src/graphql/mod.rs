@@ -18,6 +18,7 @@ use async_graphql::extensions::apollo_persisted_queries::ApolloPersistedQueries;
 use async_graphql::{EmptyMutation, EmptySubscription, ErrorExtensions, MergedObject, Schema};
 
 use crate::analytics::{Analytics, AnalyticsError};
+use crate::codes;
 use crate::metrics::Metrics;
 
 pub use conformance::select as select_operation;
@@ -73,17 +74,6 @@ pub fn build_schema(
 pub async fn sdl() -> Result<String, String> {
     let schema = Schema::build(QueryRoot::default(), EmptyMutation, EmptySubscription).finish();
     sdl::print(&schema).await
-}
-
-/// Machine-readable codes BI tools can branch on.
-pub mod codes {
-    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
-    pub const DATABASE_UNAVAILABLE: &str = "DATABASE_UNAVAILABLE";
-    pub const TIMEOUT: &str = "TIMEOUT";
-    pub const INTERNAL: &str = "INTERNAL";
-    pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
-    pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
-    pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
 }
 
 impl ErrorExtensions for AnalyticsError {

@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderValue;
 
 use crate::analytics::cache::{Freshness, Source};
-use crate::app::AppState;
 use crate::http::error::AppError;
 use crate::http::graphql::{Context, with_context};
+use crate::http::rendered::Rendered;
+use crate::http::state::AppState;
 
 pub const DAILY_USAGE_OPERATION: &str = "LegacyDailyUsage";
 pub const DAILY_USAGE_QUERY: &str =
@@ -150,33 +151,6 @@ impl Report {
     }
 }
 
-/// A rendered legacy body and when the data behind it was read.
-pub struct Rendered {
-    body: axum::body::Bytes,
-    data_read_at: Instant,
-    source: Source,
-}
-
-/// The rendered bodies, fresh as long as their data is: a dashboard polling a
-/// report gets the bytes without re-running the operation and re-serialising
-/// thousands of rows. A miss takes the GraphQL road as always.
-pub type RenderedCache = moka::future::Cache<&'static str, Arc<Rendered>>;
-
-/// Weighed by body bytes within `max_bytes` (the REST share of `CACHE_MAX_BYTES`);
-/// a body larger than that is served but not kept.
-pub fn rendered_cache(ttl: Duration, max_bytes: u64) -> RenderedCache {
-    use crate::analytics::cache::ENTRY_OVERHEAD;
-    moka::future::Cache::builder()
-        .weigher(|_: &&'static str, rendered: &Arc<Rendered>| {
-            // One entry per report, so only the bytes bound it.
-            let bytes = std::mem::size_of::<Rendered>() + rendered.body.len() + ENTRY_OVERHEAD;
-            u32::try_from(bytes).unwrap_or(u32::MAX)
-        })
-        .max_capacity(max_bytes)
-        .time_to_live(ttl.max(Duration::from_millis(1)))
-        .build()
-}
-
 async fn serve(state: &AppState, context: &Context, report: Report) -> Result<Response, AppError> {
     let ttl = state.config.cache.ttl;
     let name = report.name();
@@ -208,7 +182,7 @@ async fn serve(state: &AppState, context: &Context, report: Report) -> Result<Re
             }))
         })
         .await
-        .map_err(|e: Arc<AppError>| e.duplicate())?;
+        .map_err(|e: Arc<AppError>| AppError::clone(&e))?;
     // Stale data is served (marked) but not kept: the next request asks again.
     if rendered.source == Source::Stale {
         state.rendered.invalidate(name).await;
