@@ -1,47 +1,22 @@
-//! `Application::build` binds the listener and wires state; `run_until_stopped` serves until SIGTERM/ctrl-c and drains.
+//! The application's lifecycle: `Application::build` connects, migrates, seeds the embedded
+//! demo database and binds the listeners; `run_until_stopped` serves until SIGTERM/ctrl-c,
+//! then fails readiness and drains in-flight requests.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::analytics::cache::CachePolicy;
 use crate::analytics::{Analytics, Limits};
-use crate::auth::AuthConfig;
 use crate::config::{Config, ConfigError, DatabaseTarget};
 use crate::db;
-use crate::graphql::{self, AppSchema, SchemaLimits};
-use crate::http::error::AppError;
-use crate::http::middleware::observe as middleware;
-use crate::http::middleware::rate_limit::{self as limits, RateLimiter};
-use crate::http::{self as rest, graphiql, graphql as api};
+use crate::graphql::{self, SchemaLimits};
+use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::seed;
-use axum::middleware::{from_fn, from_fn_with_state};
-
-/// Shared by every handler; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub analytics: Analytics,
-    pub schema: AppSchema,
-    pub db: DatabaseConnection,
-    pub metrics: Arc<Metrics>,
-    pub auth: Arc<AuthConfig>,
-    pub rate_limiter: Option<Arc<RateLimiter>>,
-    /// Rendered legacy report bodies (see `rest::reports`).
-    pub rendered: rest::reports::RenderedCache,
-    /// Set on SIGTERM so readiness fails while in-flight requests drain.
-    pub shutting_down: Arc<AtomicBool>,
-    pub config: Arc<Config>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -58,136 +33,6 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-}
-
-/// Every route, each its own metrics label; any other path is `unmatched`.
-pub const ROUTES: &[&str] = &[
-    "/graphql",
-    "/api/reports/daily_usage",
-    "/api/reports/user_visits",
-    "/health_check",
-    "/readiness_check",
-    "/metrics",
-];
-
-/// The router as a plain function of the state, so tests can drive it without a socket.
-///
-/// Outermost first: metrics and the access log see every answer, including
-/// the limits' own; error bodies become JSON; then the time and size limits;
-/// on the data roads, authentication and the rate limit.
-pub fn router(state: AppState) -> Router {
-    // The IDE page on GET /graphql needs no credentials (it carries no data).
-    let auth = from_fn_with_state(
-        graphiql::AuthExceptPage {
-            auth: state.auth.clone(),
-            page_on: state.config.graphql_playground,
-        },
-        graphiql::require_auth_except_page,
-    );
-    let rate = from_fn_with_state(state.rate_limiter.clone(), limits::rate_limit);
-    let mut data = Router::new()
-        .route("/graphql", get(api::graphql_get).post(api::graphql_post))
-        .merge(rest::report_routes());
-    let mut open = rest::probe_routes();
-    if state.config.graphql_playground {
-        open = open.merge(graphiql::routes());
-    }
-    if state.config.metrics_port.is_none() {
-        if state.auth.metrics {
-            data = data.route("/metrics", get(metrics_endpoint));
-        } else {
-            open = open.route("/metrics", get(metrics_endpoint));
-        }
-    }
-    // The later route_layer wraps the earlier: authentication runs first, so
-    // the rate limiter can key on the authenticated client.
-    data.route_layer(rate)
-        .route_layer(auth)
-        .merge(open)
-        .fallback(not_found)
-        .layer(from_fn_with_state(
-            state.config.max_body_bytes,
-            limits::size_limits,
-        ))
-        .layer(from_fn_with_state(
-            state.config.request_timeout,
-            limits::timeout,
-        ))
-        .layer(from_fn(limits::json_errors))
-        .layer(from_fn_with_state(
-            state.metrics.clone(),
-            middleware::observe,
-        ))
-        .with_state(state)
-}
-
-/// The router of the separate metrics port, when `METRICS_PORT` is set.
-pub fn metrics_router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics_endpoint))
-        .with_state(state)
-}
-
-async fn not_found() -> AppError {
-    AppError::NotFound
-}
-
-async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoResponse {
-    let (size, idle, max) = db::pool_state(&state.db);
-    state
-        .metrics
-        .db_pool
-        .with_label_values(&["idle"])
-        .set(i64::from(idle));
-    state
-        .metrics
-        .db_pool
-        .with_label_values(&["active"])
-        .set(i64::from(size.saturating_sub(idle)));
-    state
-        .metrics
-        .db_pool
-        .with_label_values(&["max"])
-        .set(i64::from(max));
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
-}
-
-/// How often the business gauges are refreshed (the legacy scheduler's period).
-pub const GAUGE_PERIOD: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Refreshes today's token figures and the active users for the dashboards.
-async fn refresh_business_gauges(state: AppState) {
-    let mut tick = tokio::time::interval(GAUGE_PERIOD);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let today = chrono::Utc::now().date_naive();
-        match state
-            .analytics
-            .summary_now(Some(today), Some(today), &chrono_tz::UTC)
-            .await
-        {
-            Ok(s) => {
-                state.metrics.tokens_used_today.set(s.tokens_used);
-                state.metrics.tokens_issued_today.set(s.tokens_issued);
-                state.metrics.active_users.set(s.active_users);
-                tracing::debug!(
-                    used = s.tokens_used,
-                    issued = s.tokens_issued,
-                    active = s.active_users,
-                    "business gauges refreshed"
-                );
-            }
-            Err(e) => tracing::warn!(error = %e, "refreshing business gauges failed"),
-        }
-    }
 }
 
 pub struct Application {
@@ -243,17 +88,7 @@ impl Application {
             }
             None => None,
         };
-        let state = AppState {
-            analytics,
-            schema,
-            db,
-            metrics,
-            auth: Arc::new(AuthConfig::from_settings(&config.auth)?),
-            rate_limiter: config.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
-            rendered: rest::reports::rendered_cache(config.cache.ttl, cache.budget().rest_bodies),
-            shutting_down: Arc::new(AtomicBool::new(false)),
-            config: Arc::new(config),
-        };
+        let state = AppState::new(config, db, analytics, schema, metrics)?;
         Ok(Self {
             listener,
             metrics_listener,
@@ -289,9 +124,9 @@ impl Application {
     ) -> std::io::Result<()> {
         let state = self.state.clone();
         let drain = state.config.shutdown_drain;
-        let gauges = tokio::spawn(refresh_business_gauges(state.clone()));
+        let gauges = tokio::spawn(http::metrics::refresh_business_gauges(state.clone()));
         let metrics_server = self.metrics_listener.map(|listener| {
-            let router = metrics_router(state.clone());
+            let router = http::metrics_router(state.clone());
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, router).await {
                     tracing::error!(error = %e, "metrics listener failed");
@@ -303,7 +138,7 @@ impl Application {
         let flag = state.shutting_down.clone();
         let server = axum::serve(
             self.listener,
-            router(state).into_make_service_with_connect_info::<SocketAddr>(),
+            http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             stop.await;

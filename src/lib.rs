@@ -8,6 +8,8 @@ pub mod app;
 pub mod auth;
 /// The command line and what each subcommand does.
 pub mod cli;
+/// Error codes and the one JSON error body (a leaf: imports nothing).
+pub mod codes;
 /// Settings from flags and env vars, typed by concern; imports nothing from the crate.
 pub mod config;
 /// Connection pool, migrations and the backends' SQL dialect (the only backend-specific SQL).

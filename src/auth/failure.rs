@@ -4,7 +4,6 @@ use std::fmt;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// Why a request was refused; the variant alone decides the message and the
 /// `WWW-Authenticate` challenge of the `401`.
@@ -53,7 +52,7 @@ impl fmt::Display for AuthFailure {
 
 impl IntoResponse for AuthFailure {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": "UNAUTHENTICATED", "message": self.message() } });
+        let body = crate::codes::error_body(crate::codes::UNAUTHENTICATED, self.message());
         (
             StatusCode::UNAUTHORIZED,
             [(

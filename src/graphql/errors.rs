@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use async_graphql::ErrorExtensions;
 
-use super::codes;
 use crate::analytics::AnalyticsError;
 use crate::analytics::cache::{Cached, Freshness};
+use crate::codes;
 
 impl ErrorExtensions for AnalyticsError {
     fn extend(&self) -> async_graphql::Error {

@@ -1,6 +1,5 @@
 //! The async-graphql schema: one query root per domain, merged; limits, APQ and error codes set in `build_schema`.
 
-pub mod codes;
 mod connection;
 mod errors;
 mod extensions;

@@ -1,27 +1,109 @@
-//! Legacy REST: the two reports as thin adapters over persisted GraphQL operations, and the probes.
+//! The HTTP layer: the routes, the tower stack around them, and every handler.
+//!
+//! `AppState` (state.rs) is what handlers share; error.rs writes every error answer;
+//! graphql/ is `/graphql`, reports.rs and probes.rs the legacy REST roads, metrics.rs
+//! `/metrics`, graphiql.rs the browser IDE, middleware/ what is hand-written around them.
 
 pub mod error;
 pub mod graphiql;
 pub mod graphql;
+pub mod metrics;
 pub mod middleware;
 pub mod probes;
+pub mod rendered;
 pub mod reports;
+pub mod state;
 
 use axum::Router;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state, map_request};
 use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 
-use crate::app::AppState;
+pub use metrics::metrics_router;
+pub use state::AppState;
 
-/// The legacy reports: data roads (authenticated when auth is on).
-pub fn report_routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/reports/daily_usage", get(reports::daily_usage))
-        .route("/api/reports/user_visits", get(reports::user_visits))
+use error::AppError;
+use middleware::json_errors::{self, json_errors};
+use middleware::request_id::{self, REQUEST_ID};
+use middleware::{header_limit, observe, rate_limit};
+
+/// The router as a plain function of the state, so tests can drive it without a socket.
+pub fn router(state: AppState) -> Router {
+    let routes = routes(&state);
+    with_stack(routes, state)
 }
 
-/// The probes: never authenticated, never rate limited.
-pub fn probe_routes() -> Router<AppState> {
-    Router::new()
+/// Every route. The data roads (`/graphql`, the reports, and `/metrics` with
+/// `AUTH_METRICS`) are authenticated and rate limited; the probes, the IDE's assets
+/// and an open `/metrics` are not.
+fn routes(state: &AppState) -> Router<AppState> {
+    // The IDE page on GET /graphql needs no credentials (it carries no data).
+    let auth = from_fn_with_state(
+        graphiql::AuthExceptPage {
+            auth: state.auth.clone(),
+            page_on: state.config.graphql_playground,
+        },
+        graphiql::require_auth_except_page,
+    );
+    let rate = from_fn_with_state(state.rate_limiter.clone(), rate_limit::rate_limit);
+    let mut data = Router::new()
+        .route(
+            "/graphql",
+            get(graphql::graphql_get).post(graphql::graphql_post),
+        )
+        .route("/api/reports/daily_usage", get(reports::daily_usage))
+        .route("/api/reports/user_visits", get(reports::user_visits));
+    let mut open = Router::new()
         .route("/health_check", get(probes::health_check))
-        .route("/readiness_check", get(probes::readiness_check))
+        .route("/readiness_check", get(probes::readiness_check));
+    if state.config.graphql_playground {
+        open = open.merge(graphiql::routes());
+    }
+    if state.config.metrics_port.is_none() {
+        if state.auth.metrics {
+            data = data.route("/metrics", get(metrics::metrics_endpoint));
+        } else {
+            open = open.route("/metrics", get(metrics::metrics_endpoint));
+        }
+    }
+    // The later route_layer wraps the earlier: authentication runs first, so
+    // the rate limiter can key on the authenticated client.
+    data.route_layer(rate).route_layer(auth).merge(open)
+}
+
+/// `routes` inside the tower stack, which every answer passes, outermost first:
+/// an unfit incoming request id is dropped, then one is set (a UUID when absent) and
+/// echoed on the response; metrics and the access log (by `MatchedPath`, so inside the
+/// router: `Router::layer` wraps each route and the fallback); a panic becomes a JSON
+/// 500; error bodies become JSON; the time limit (504), the header limit (431) and
+/// the body limit (413).
+pub fn with_stack(routes: Router<AppState>, state: AppState) -> Router {
+    let config = &state.config;
+    let limits = json_errors::Limits {
+        max_body_bytes: config.max_body_bytes,
+        request_timeout: config.request_timeout,
+    };
+    routes
+        .fallback(not_found)
+        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .layer(from_fn(header_limit::header_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(from_fn_with_state(limits, json_errors))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(from_fn_with_state(state.metrics.clone(), observe::observe))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(map_request(request_id::drop_invalid))
+        .with_state(state)
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound
 }

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
-use crate::app::AppState;
+use crate::http::state::AppState;
 
 const HTML: [(header::HeaderName, &str); 1] = [(header::CONTENT_TYPE, "text/html; charset=utf-8")];
 /// A hung database must not hang the probe (the kubelet's own timeout is 1 s by default).

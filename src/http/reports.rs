@@ -19,18 +19,15 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::HeaderValue;
 
-use crate::analytics::cache::{
-    CacheKey, Cached, ENTRY_OVERHEAD, Failure, Freshness, Source, SwrCache, entry_size,
-};
-use crate::app::AppState;
+use crate::analytics::cache::{Cached, Failure, Freshness, Source};
 use crate::http::error::AppError;
 use crate::http::graphql::{Context, with_context};
+use crate::http::rendered::{DAILY_USAGE_OPERATION, LegacyReport, USER_VISITS_OPERATION};
+use crate::http::state::AppState;
 
-pub const DAILY_USAGE_OPERATION: &str = "LegacyDailyUsage";
 pub const DAILY_USAGE_QUERY: &str =
     "query LegacyDailyUsage { usageByDay(granularity: DAY, timezone: \"UTC\") { date visits } }";
 
-pub const USER_VISITS_OPERATION: &str = "LegacyUserVisits";
 pub const USER_VISITS_QUERY: &str = "query LegacyUserVisits($first: Int!, $after: String) { \
     visitsPerUser(first: $first, after: $after, orderBy: USER_ID_ASC) { \
     edges { node { userId visits joinedAt } } pageInfo { hasNextPage endCursor } } }";
@@ -122,22 +119,6 @@ pub async fn user_visits(
     serve(&state, &context, LegacyReport::UserVisits).await
 }
 
-/// The two legacy reports: each a fixed GraphQL operation and a body writer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LegacyReport {
-    DailyUsage,
-    UserVisits,
-}
-
-impl CacheKey for LegacyReport {
-    fn label(&self) -> &'static str {
-        match self {
-            Self::DailyUsage => DAILY_USAGE_OPERATION,
-            Self::UserVisits => USER_VISITS_OPERATION,
-        }
-    }
-}
-
 impl Failure for AppError {
     /// `Internal`'s display hides its detail from clients; the log needs it.
     fn log_detail(&self) -> String {
@@ -148,44 +129,23 @@ impl Failure for AppError {
     }
 }
 
-impl LegacyReport {
-    /// Runs the operation and writes the body, with the age and source of its data.
-    async fn render(self, state: &AppState, context: &Context) -> Result<Cached<Bytes>, AppError> {
-        let freshness = Arc::new(Freshness::default());
-        let body = match self {
-            Self::DailyUsage => daily_usage_body(state, context, &freshness).await?,
-            Self::UserVisits => user_visits_body(state, context, &freshness).await?,
-        };
-        let (age, source) = freshness.get().unwrap_or((Duration::ZERO, Source::Miss));
-        Ok(Cached {
-            value: body.into(),
-            age,
-            source,
-        })
-    }
-}
-
-/// The rendered bodies, fresh as long as their data is: a dashboard polling a
-/// report gets the bytes without re-running the operation and re-serialising
-/// thousands of rows. A miss takes the GraphQL road as always. A body has no stale
-/// window of its own: its data comes through the report cache, which says when it is
-/// stale, and a body of stale data is served (marked) but not kept.
-pub type RenderedCache = SwrCache<LegacyReport, Bytes>;
-
-/// Weighed by body bytes within `max_bytes` (the REST share of `CACHE_MAX_BYTES`);
-/// a body larger than that is served but not kept.
-pub fn rendered_cache(ttl: Duration, max_bytes: u64) -> RenderedCache {
-    SwrCache::new(
-        ttl,
-        Duration::ZERO,
-        max_bytes,
-        // One entry per report, so only the bytes bound it.
-        |_: &LegacyReport, body: &Bytes| {
-            let bytes = entry_size::<Bytes>() + body.len() + ENTRY_OVERHEAD;
-            u32::try_from(bytes).unwrap_or(u32::MAX)
-        },
-        None,
-    )
+/// Runs a report's operation and writes its body, with the age and source of its data.
+async fn render(
+    report: LegacyReport,
+    state: &AppState,
+    context: &Context,
+) -> Result<Cached<Bytes>, AppError> {
+    let freshness = Arc::new(Freshness::default());
+    let body = match report {
+        LegacyReport::DailyUsage => daily_usage_body(state, context, &freshness).await?,
+        LegacyReport::UserVisits => user_visits_body(state, context, &freshness).await?,
+    };
+    let (age, source) = freshness.get().unwrap_or((Duration::ZERO, Source::Miss));
+    Ok(Cached {
+        value: body.into(),
+        age,
+        source,
+    })
 }
 
 async fn serve(
@@ -194,16 +154,16 @@ async fn serve(
     report: LegacyReport,
 ) -> Result<Response, AppError> {
     if state.config.cache.ttl.is_zero() {
-        let rendered = report.render(state, context).await?;
+        let rendered = render(report, state, context).await?;
         return Ok(legacy_json(state, rendered));
     }
     let (owned_state, owned_context) = (state.clone(), context.clone());
-    let render = move || async move { report.render(&owned_state, &owned_context).await };
+    let fetch = move || async move { render(report, &owned_state, &owned_context).await };
     let rendered = state
         .rendered
-        .get(report, render)
+        .get(report, fetch)
         .await
-        .map_err(|e| e.duplicate())?;
+        .map_err(|e| AppError::clone(&e))?;
     Ok(legacy_json(state, rendered))
 }
 

@@ -4,8 +4,9 @@
 use std::time::{Duration, Instant};
 
 use coworking_gateway::analytics::usage::UsageBucket;
-use coworking_gateway::app::{AppState, Application};
+use coworking_gateway::app::Application;
 use coworking_gateway::config::Config;
+use coworking_gateway::http::AppState;
 use rstest::rstest;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};

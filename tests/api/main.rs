@@ -16,6 +16,7 @@ mod hostile;
 mod limits;
 mod migrations;
 mod observability;
+mod panics;
 mod placeholders;
 mod probes;
 mod readme;

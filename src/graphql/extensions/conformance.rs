@@ -15,7 +15,7 @@ use async_graphql::{
 };
 
 use super::{checks, shape};
-use crate::graphql::codes;
+use crate::codes;
 
 pub struct Conformance {
     pub max_depth: usize,

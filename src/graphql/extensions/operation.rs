@@ -13,7 +13,7 @@ use async_graphql::parser::types::{
 use async_graphql::{Request, Response, ServerError, ServerResult, Variables};
 
 use crate::analytics::Analytics;
-use crate::graphql::codes;
+use crate::codes;
 use crate::graphql::loaders::Loaders;
 use crate::metrics::Metrics;
 use crate::telemetry::RequestContext;

@@ -18,8 +18,8 @@ use serde::Serialize;
 
 pub use accept::Media;
 
-use crate::app::AppState;
 use crate::http::error::AppError;
+use crate::http::state::AppState;
 use crate::telemetry::RequestContext;
 
 /// The request context the middleware made, for GraphQL extensions to read and fill.
@@ -138,7 +138,7 @@ fn json_content_type(headers: &HeaderMap) -> Result<(), String> {
     Ok(())
 }
 
-/// The whole body, or 413 when it passes MAX_BODY_BYTES (the size-limit layer cuts the stream).
+/// The whole body, or 413 when it passes MAX_BODY_BYTES (`RequestBodyLimitLayer` cuts the stream).
 async fn read_body(body: Body, max: usize) -> Result<Bytes, AppError> {
     axum::body::to_bytes(body, usize::MAX).await.map_err(|e| {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);

@@ -1,27 +1,20 @@
-//! HTTP middleware: request id (accepted or generated, always echoed), metrics by route
-//! template, and one JSON log line per request.
+//! Metrics by route template and one log line per request, with its request id
+//! (set by `tower_http`'s request-id layers outside this one).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
-use axum::http::HeaderValue;
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use tower_http::request_id::RequestId;
 
-use crate::app::ROUTES;
+use crate::http::error::Panicked;
 use crate::metrics::Metrics;
 use crate::telemetry::RequestContext;
 
-pub const REQUEST_ID: &str = "x-request-id";
 /// The label for paths no route matched: one value, whatever the path.
 pub const UNMATCHED: &str = "unmatched";
-
-/// A caller's request id is kept when it is short printable ASCII, so it can go in logs safely.
-fn valid_request_id(value: &HeaderValue) -> Option<&str> {
-    let s = value.to_str().ok()?;
-    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())).then_some(s)
-}
 
 struct InFlight(Arc<Metrics>);
 
@@ -39,22 +32,20 @@ pub async fn observe(
 ) -> Response {
     let started = Instant::now();
     let request_id = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(valid_request_id)
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let context = Arc::new(RequestContext::new(request_id.clone()));
     req.extensions_mut().insert(context.clone());
     let method = req.method().as_str().to_owned();
-    let path = req.uri().path();
-    let route = ROUTES
-        .iter()
-        .find(|r| **r == path)
-        .copied()
-        .unwrap_or(UNMATCHED);
+    // The router's template (`/graphql/assets/{file}`), never the raw path.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     metrics.http_in_flight.inc();
     let guard = InFlight(metrics.clone());
-    let mut response = next.run(req).await;
+    let response = next.run(req).await;
     drop(guard);
     let status = response.status().as_u16();
     let latency = started.elapsed();
@@ -66,8 +57,8 @@ pub async fn observe(
         .http_duration
         .with_label_values(&[method.as_str(), route])
         .observe(latency.as_secs_f64());
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID, value);
+    if let Some(Panicked(panic)) = response.extensions().get::<Panicked>() {
+        tracing::error!(request_id, method, route, panic, "handler panicked");
     }
     let latency_ms = latency.as_secs_f64() * 1000.0;
     match context.operation() {

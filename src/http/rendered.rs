@@ -1,0 +1,50 @@
+//! The rendered legacy report bodies' cache: held in `AppState`, filled by `reports`.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+
+use crate::analytics::cache::{CacheKey, ENTRY_OVERHEAD, SwrCache, entry_size};
+
+/// The operation names the legacy reports run under (their metrics and log label).
+pub const DAILY_USAGE_OPERATION: &str = "LegacyDailyUsage";
+pub const USER_VISITS_OPERATION: &str = "LegacyUserVisits";
+
+/// The two legacy reports: each a fixed GraphQL operation and a body writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LegacyReport {
+    DailyUsage,
+    UserVisits,
+}
+
+impl CacheKey for LegacyReport {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::DailyUsage => DAILY_USAGE_OPERATION,
+            Self::UserVisits => USER_VISITS_OPERATION,
+        }
+    }
+}
+
+/// The rendered bodies, fresh as long as their data is: a dashboard polling a
+/// report gets the bytes without re-running the operation and re-serialising
+/// thousands of rows. A miss takes the GraphQL road as always. A body has no stale
+/// window of its own: its data comes through the report cache, which says when it is
+/// stale, and a body of stale data is served (marked) but not kept.
+pub type RenderedCache = SwrCache<LegacyReport, Bytes>;
+
+/// Weighed by body bytes within `max_bytes` (the REST share of `CACHE_MAX_BYTES`);
+/// a body larger than that is served but not kept.
+pub fn rendered_cache(ttl: Duration, max_bytes: u64) -> RenderedCache {
+    SwrCache::new(
+        ttl,
+        Duration::ZERO,
+        max_bytes,
+        // One entry per report, so only the bytes bound it.
+        |_: &LegacyReport, body: &Bytes| {
+            let bytes = entry_size::<Bytes>() + body.len() + ENTRY_OVERHEAD;
+            u32::try_from(bytes).unwrap_or(u32::MAX)
+        },
+        None,
+    )
+}
