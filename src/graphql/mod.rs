@@ -2,6 +2,7 @@
 
 mod apq;
 mod checks;
+mod coded;
 mod conformance;
 mod extensions;
 mod loaders;
@@ -14,7 +15,6 @@ mod visits;
 
 use std::sync::Arc;
 
-use async_graphql::extensions::apollo_persisted_queries::ApolloPersistedQueries;
 use async_graphql::{EmptyMutation, EmptySubscription, ErrorExtensions, MergedObject, Schema};
 
 use crate::analytics::{Analytics, AnalyticsError};
@@ -59,9 +59,7 @@ pub fn build_schema(
         .extension(extensions::OperationMetrics)
         .extension(extensions::ErrorCodes)
         .extension(extensions::AliasLimit(limits.max_aliases))
-        .extension(ApolloPersistedQueries::new(apq::BoundedApqStorage::new(
-            limits.apq_max_bytes,
-        )))
+        .extension(apq::BoundedApqStorage::new(limits.apq_max_bytes))
         // Inside APQ, so it sees the query a persisted hash stands for.
         .extension(conformance::Conformance {
             max_depth: limits.max_depth,
