@@ -12,7 +12,6 @@ mod visits;
 
 use std::sync::Arc;
 
-use async_graphql::extensions::apollo_persisted_queries::ApolloPersistedQueries;
 use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema};
 
 use crate::analytics::Analytics;
@@ -56,9 +55,7 @@ pub fn build_schema(
         .extension(extensions::OperationMetrics)
         .extension(extensions::ErrorCodes)
         .extension(extensions::AliasLimit(limits.max_aliases))
-        .extension(ApolloPersistedQueries::new(
-            extensions::BoundedApqStorage::new(limits.apq_max_bytes),
-        ))
+        .extension(extensions::BoundedApqStorage::new(limits.apq_max_bytes))
         // Inside APQ, so it sees the query a persisted hash stands for.
         .extension(extensions::Conformance {
             max_depth: limits.max_depth,

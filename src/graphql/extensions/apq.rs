@@ -1,18 +1,25 @@
-//! Automatic persisted queries kept within a byte budget (the APQ share of `CACHE_MAX_BYTES`).
+//! Automatic persisted queries (Apollo's protocol, as an extension of our own so that each
+//! refusal carries its code) kept within a byte budget (the APQ share of `CACHE_MAX_BYTES`).
 //!
-//! async-graphql's `LruCacheStorage` bounds entries only: 1,024 parsed documents of
+//! async-graphql's own extension and its `LruCacheStorage` bound entries only: 1,024 parsed documents of
 //! up to `MAX_BODY_BYTES` each, and a parsed document is often 20-30 times its text
 //! (fragments more), so a client registering big queries could hold gigabytes.
 
 use std::fmt::{self, Write};
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::extensions::apollo_persisted_queries::CacheStorage;
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+};
 use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Request, ServerResult};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
+use super::coded::{coded, with_code};
 use crate::analytics::cache::ENTRY_OVERHEAD;
+use crate::codes;
 
 /// A client re-registers a query it finds missing, so an idle one may go.
 const IDLE: Duration = Duration::from_secs(24 * 3600);
@@ -52,31 +59,70 @@ fn document_bytes(doc: &ExecutableDocument) -> usize {
     count.0.saturating_mul(2)
 }
 
-type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-// The trait is declared with `#[async_trait]`; these are the signatures it expands to.
-impl CacheStorage for BoundedApqStorage {
-    fn get<'life0, 'async_trait>(
-        &'life0 self,
-        key: String,
-    ) -> Boxed<'async_trait, Option<ExecutableDocument>>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move { self.0.get(&key).await })
+/// Apollo's `extensions.persistedQuery` (version 1): a hash alone runs the document
+/// stored under it; a query with its hash is checked, parsed and stored. Each refusal
+/// carries its code from here, where its kind is known (the messages are Apollo's,
+/// which clients match on).
+impl ExtensionFactory for BoundedApqStorage {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(self.clone())
     }
+}
 
-    fn set<'life0, 'async_trait>(
-        &'life0 self,
-        key: String,
-        query: ExecutableDocument,
-    ) -> Boxed<'async_trait, ()>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move { self.0.insert(key, query).await })
+#[derive(Deserialize)]
+struct PersistedQuery {
+    version: i32,
+    #[serde(rename = "sha256Hash")]
+    sha256_hash: String,
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for BoundedApqStorage {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let Some(value) = request.extensions.remove("persistedQuery") else {
+            return next.run(ctx, request).await;
+        };
+        let invalid = codes::GRAPHQL_VALIDATION_FAILED;
+        let persisted: PersistedQuery = async_graphql::from_value(value).map_err(|_| {
+            coded(
+                "Invalid \"PersistedQuery\" extension configuration.",
+                invalid,
+            )
+        })?;
+        if persisted.version != 1 {
+            return Err(coded(
+                format!(
+                    "Only the \"PersistedQuery\" extension of version \"1\" is supported, and the current version is \"{}\".",
+                    persisted.version
+                ),
+                invalid,
+            ));
+        }
+        if request.query.is_empty() {
+            let Some(doc) = self.0.get(&persisted.sha256_hash).await else {
+                return Err(coded(
+                    "PersistedQueryNotFound",
+                    codes::PERSISTED_QUERY_NOT_FOUND,
+                ));
+            };
+            request.set_parsed_query(doc);
+        } else {
+            let hash = hex::encode(Sha256::digest(request.query.as_bytes()));
+            if persisted.sha256_hash != hash {
+                return Err(coded("provided sha does not match query", invalid));
+            }
+            let doc = async_graphql::parser::parse_query(&request.query)
+                .map_err(|e| with_code(e.into(), invalid))?;
+            self.0.insert(hash, doc.clone()).await;
+            request.query = String::new();
+            request.set_parsed_query(doc);
+        }
+        next.run(ctx, request).await
     }
 }
 
@@ -95,7 +141,7 @@ mod tests {
         };
         for i in 0..50 {
             let doc = async_graphql::parser::parse_query(big(i)).expect("query parses");
-            store.set(format!("hash{i}"), doc).await;
+            store.0.insert(format!("hash{i}"), doc).await;
         }
         store.0.run_pending_tasks().await;
         let kept = store.0.entry_count();
@@ -103,7 +149,7 @@ mod tests {
         assert!((2..50).contains(&kept), "{kept} documents kept");
         let mut found = 0;
         for i in 0..50 {
-            if store.get(format!("hash{i}")).await.is_some() {
+            if store.0.get(&format!("hash{i}")).await.is_some() {
                 found += 1;
             }
         }

@@ -14,6 +14,7 @@ use async_graphql::{
     IntrospectionMode, Request, Response, ServerError, ServerResult, ValidationResult, Variables,
 };
 
+use super::coded::with_code;
 use super::{checks, shape};
 use crate::codes;
 
@@ -44,41 +45,38 @@ struct PerRequest {
     state: Mutex<State>,
 }
 
-fn set_code(mut e: ServerError, code: &str) -> ServerError {
-    let ext = e.extensions.get_or_insert_with(Default::default);
-    if ext.get("code").is_none() {
-        ext.set("code", code);
+/// A document that did not parse, coded by the parser's kind of error: a syntax error
+/// is `GRAPHQL_PARSE_FAILED`, pest's multi-line drawing of it made one line (the
+/// position stays in `locations`); the parser's other refusals (two anonymous
+/// operations, a duplicate name, fragments nested past the recursion limit) are
+/// validation rules in the spec.
+fn parse_error(mut e: ServerError, query: &str) -> ServerError {
+    // The hook hands over the parser's error as text only; parsing again, on failure
+    // only, gives its kind.
+    if !matches!(
+        async_graphql::parser::parse_query(query),
+        Err(async_graphql::parser::Error::Syntax { .. })
+    ) {
+        return with_code(e, codes::GRAPHQL_VALIDATION_FAILED);
     }
-    e
-}
-
-/// pest's multi-line drawing of a syntax error, as one line; the position stays in
-/// `locations`. The parser's other refusals (two anonymous operations, a duplicate
-/// name, fragments nested past the recursion limit) are validation rules in the spec.
-fn one_line_parse_error(mut e: ServerError) -> ServerError {
-    if !e.message.contains(" --> ") {
-        return set_code(e, codes::GRAPHQL_VALIDATION_FAILED);
-    }
-    {
-        let expected = e
-            .message
-            .lines()
-            .filter_map(|l| l.trim_start().strip_prefix("= "))
-            .collect::<Vec<_>>()
-            .join("; ")
-            .replace('_', " ");
-        let at = e
-            .locations
-            .first()
-            .map(|p| format!(" at line {}, column {}", p.line, p.column))
-            .unwrap_or_default();
-        e.message = if expected.is_empty() {
-            format!("syntax error{at}")
-        } else {
-            format!("syntax error{at}: {expected}")
-        };
-    }
-    set_code(e, codes::GRAPHQL_PARSE_FAILED)
+    let expected = e
+        .message
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("= "))
+        .collect::<Vec<_>>()
+        .join("; ")
+        .replace('_', " ");
+    let at = e
+        .locations
+        .first()
+        .map(|p| format!(" at line {}, column {}", p.line, p.column))
+        .unwrap_or_default();
+    e.message = if expected.is_empty() {
+        format!("syntax error{at}")
+    } else {
+        format!("syntax error{at}: {expected}")
+    };
+    with_code(e, codes::GRAPHQL_PARSE_FAILED)
 }
 
 /// The operation a request runs: the named one, or the only one.
@@ -122,7 +120,7 @@ impl Extension for PerRequest {
         let doc = next
             .run(ctx, query, variables)
             .await
-            .map_err(one_line_parse_error)?;
+            .map_err(|e| parse_error(e, query))?;
         if let Ok(mut state) = self.state.lock() {
             state.doc = Some(doc.clone());
         }
@@ -146,7 +144,7 @@ impl Extension for PerRequest {
         let validation = |errors: Vec<ServerError>| {
             Err(errors
                 .into_iter()
-                .map(|e| set_code(e, codes::GRAPHQL_VALIDATION_FAILED))
+                .map(|e| with_code(e, codes::GRAPHQL_VALIDATION_FAILED))
                 .collect())
         };
         let operation = select(&doc, state.operation_name.as_deref());
@@ -240,6 +238,6 @@ fn is_value_error(e: &ServerError) -> bool {
 fn bad_input(errors: Vec<ServerError>) -> Vec<ServerError> {
     errors
         .into_iter()
-        .map(|e| set_code(e, codes::BAD_USER_INPUT))
+        .map(|e| with_code(e, codes::BAD_USER_INPUT))
         .collect()
 }

@@ -4,6 +4,7 @@
 
 mod apq;
 mod checks;
+mod coded;
 mod conformance;
 mod operation;
 mod shape;

@@ -1,4 +1,5 @@
-//! Schema extensions: per-request DataLoaders, error codes on every error, operation metrics and logs.
+//! Schema extensions: per-request DataLoaders, a code on every error (by its kind or
+//! phase, never its text), the alias limit, operation metrics and logs.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -10,8 +11,9 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
-use async_graphql::{Request, Response, ServerError, ServerResult, Variables};
+use async_graphql::{Request, Response, ServerResult, Variables};
 
+use super::coded::{code_each, code_of, coded};
 use crate::analytics::Analytics;
 use crate::codes;
 use crate::graphql::loaders::Loaders;
@@ -43,8 +45,12 @@ impl Extension for PerRequestLoaders {
     }
 }
 
-/// Gives every error a `code`, including the ones async-graphql raises itself
-/// while parsing and validating, which carry none.
+/// Gives every error a `code`, including the ones async-graphql raises itself, which
+/// carry none. Our own errors are coded where they are made (resolvers, the parse,
+/// validation and coercion checks, the alias limit, persisted queries); what is left
+/// is coded by the phase it came from, never by its text: async-graphql's errors while
+/// executing are `INTERNAL`, those before execution began (an unknown operation
+/// name, …) `GRAPHQL_VALIDATION_FAILED`.
 pub struct ErrorCodes;
 
 impl ExtensionFactory for ErrorCodes {
@@ -62,42 +68,20 @@ impl Extension for ErrorCodes {
         response
             .errors
             .retain(|e| seen.insert((e.message.clone(), format!("{:?}{:?}", e.locations, e.path))));
-        for error in &mut response.errors {
-            add_code(error);
-        }
+        // Execution coded its own (below): these failed before it began.
+        code_each(&mut response.errors, codes::GRAPHQL_VALIDATION_FAILED);
         response
     }
-}
 
-/// The code of an error that has none yet: the parse, validation and coercion checks
-/// and the resolvers set theirs; what is left failed before execution (no path) or in it.
-fn add_code(error: &mut ServerError) {
-    if error
-        .extensions
-        .as_ref()
-        .and_then(|e| e.get("code"))
-        .is_some()
-    {
-        return;
-    }
-    // The APQ extension's own error, which has no type of its own to match on.
-    let code = if error.message.contains("PersistedQueryNotFound") {
-        codes::PERSISTED_QUERY_NOT_FOUND
-    } else if error.path.is_empty() {
-        codes::GRAPHQL_VALIDATION_FAILED
-    } else {
-        codes::INTERNAL
-    };
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code);
-}
-
-pub fn error_code(error: &ServerError) -> &str {
-    match error.extensions.as_ref().and_then(|e| e.get("code")) {
-        Some(async_graphql::Value::String(s)) => s.as_str(),
-        _ => codes::INTERNAL,
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let mut response = next.run(ctx, operation_name).await;
+        code_each(&mut response.errors, codes::INTERNAL);
+        response
     }
 }
 
@@ -146,18 +130,13 @@ impl Extension for AliasLimit {
             .sum();
         let total = in_operations + in_fragments;
         if total > self.0 {
-            let mut error = ServerError::new(
+            return Err(coded(
                 format!(
                     "the document has {total} aliases; the limit is {} (GRAPHQL_MAX_ALIASES)",
                     self.0
                 ),
-                None,
-            );
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", codes::GRAPHQL_VALIDATION_FAILED);
-            return Err(error);
+                codes::GRAPHQL_VALIDATION_FAILED,
+            ));
         }
         Ok(doc)
     }
@@ -268,7 +247,7 @@ impl Extension for OperationMetricsExtension {
         }
         let request_id = request.as_ref().map_or("", |r| r.request_id.as_str());
         for error in &response.errors {
-            let code = error_code(error);
+            let code = code_of(error);
             match code {
                 codes::DATABASE_UNAVAILABLE => {
                     metrics.db_errors.with_label_values(&["unavailable"]).inc()
