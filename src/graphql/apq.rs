@@ -17,7 +17,7 @@ use async_graphql::{Request, ServerResult};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::coded::{coded, with_code};
+use super::errors::{coded, with_code};
 use crate::analytics::cache::ENTRY_OVERHEAD;
 use crate::codes;
 

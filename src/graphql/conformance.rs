@@ -14,7 +14,7 @@ use async_graphql::{
     IntrospectionMode, Request, Response, ServerError, ServerResult, ValidationResult, Variables,
 };
 
-use super::coded::with_code;
+use super::errors::with_code;
 use super::{checks, shape};
 use crate::codes;
 

@@ -13,7 +13,7 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Request, Response, ServerResult, Variables};
 
-use super::coded::{code_of, coded, with_code};
+use super::errors::{code_of, coded, with_code};
 use super::loaders::Loaders;
 use crate::analytics::Analytics;
 use crate::codes;

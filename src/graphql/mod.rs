@@ -2,8 +2,9 @@
 
 mod apq;
 mod checks;
-mod coded;
 mod conformance;
+mod connection;
+mod errors;
 mod extensions;
 mod loaders;
 mod scalars;
@@ -15,10 +16,9 @@ mod visits;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptyMutation, EmptySubscription, ErrorExtensions, MergedObject, Schema};
+use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema};
 
-use crate::analytics::{Analytics, AnalyticsError};
-use crate::codes;
+use crate::analytics::Analytics;
 use crate::metrics::Metrics;
 
 pub use conformance::select as select_operation;
@@ -74,26 +74,6 @@ pub async fn sdl() -> Result<String, String> {
     sdl::print(&schema).await
 }
 
-impl ErrorExtensions for AnalyticsError {
-    fn extend(&self) -> async_graphql::Error {
-        let (code, message) = match self {
-            AnalyticsError::BadInput { argument, message } => {
-                let e = async_graphql::Error::new(format!("{argument}: {message}"))
-                    .extend_with(|_, ext| ext.set("argument", *argument));
-                return e.extend_with(|_, ext| ext.set("code", codes::BAD_USER_INPUT));
-            }
-            AnalyticsError::Unavailable => (codes::DATABASE_UNAVAILABLE, self.to_string()),
-            AnalyticsError::Timeout => (codes::TIMEOUT, self.to_string()),
-            AnalyticsError::Internal(detail) => {
-                // The detail may hold SQL; it goes to the log, never to the client.
-                tracing::error!(error = %detail, "analytics query failed");
-                (codes::INTERNAL, self.to_string())
-            }
-        };
-        async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code))
-    }
-}
-
 /// Tells the caller's road (REST `Age` headers) how old the data behind this answer is.
 pub(crate) fn record_freshness<T>(
     ctx: &async_graphql::Context<'_>,
@@ -102,15 +82,4 @@ pub(crate) fn record_freshness<T>(
     if let Some(freshness) = ctx.data_opt::<Arc<crate::analytics::cache::Freshness>>() {
         freshness.record(cached);
     }
-}
-
-pub(crate) fn gql_err(e: AnalyticsError) -> async_graphql::Error {
-    e.extend()
-}
-
-pub(crate) fn bad_input(
-    argument: &'static str,
-    message: impl Into<String>,
-) -> async_graphql::Error {
-    gql_err(AnalyticsError::bad_input(argument, message))
 }

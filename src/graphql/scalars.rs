@@ -1,9 +1,9 @@
 //! The `Date` scalar: a calendar date `YYYY-MM-DD`, read in the caller's time zone.
 
 use async_graphql::{InputValueResult, Scalar, ScalarType, Value};
-use chrono::{Datelike, FixedOffset, NaiveDate};
+use chrono::{Datelike, FixedOffset, NaiveDate, NaiveDateTime};
 
-use super::bad_input;
+use super::errors::bad_input;
 
 /// Parsing never fails at the GraphQL layer: a bad value is kept and reported by the
 /// resolver, which knows the argument's name (async-graphql's own message does not).
@@ -84,4 +84,9 @@ impl ScalarType for DateTime {
     fn to_value(&self) -> Value {
         Value::String(self.0.to_rfc3339())
     }
+}
+
+/// A stored UTC timestamp as a `DateTime` (offset zero).
+pub(crate) fn utc(t: NaiveDateTime) -> DateTime {
+    DateTime(t.and_utc().fixed_offset())
 }

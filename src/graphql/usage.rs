@@ -2,7 +2,8 @@
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 
-use super::{Date, DateTime, gql_err};
+use super::errors::gql_err;
+use super::scalars::{Date, DateTime};
 use crate::analytics::time::{self, Granularity as TimeGranularity};
 use crate::analytics::usage::UsageQuery as Query;
 use crate::analytics::{Analytics, usage};

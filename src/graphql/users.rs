@@ -5,9 +5,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use entity::users;
 
+use super::connection::{PageInfo, page_size};
+use super::errors::{bad_input, gql_err};
 use super::loaders::Loaders;
-use super::visits::{PageInfo, page_size, utc};
-use super::{DateTime, bad_input, gql_err};
+use super::scalars::{DateTime, utc};
 use crate::analytics::Analytics;
 
 /// A member of the coworking space.

@@ -1,10 +1,11 @@
 //! Query root for visits per user: a Relay-style connection with keyset cursors.
 
 use async_graphql::{ComplexObject, Context, Enum, Object, Result, SimpleObject};
-use chrono::NaiveDateTime;
 
+use super::connection::{PageInfo, page_size};
+use super::errors::gql_err;
+use super::scalars::{Date, DateTime, utc};
 use super::users::User;
-use super::{Date, DateTime, bad_input, gql_err};
 use crate::analytics::visits::{self, Cursor, VisitsFilter};
 use crate::analytics::{Analytics, time};
 
@@ -27,10 +28,6 @@ impl From<VisitsOrder> for visits::VisitsOrder {
             VisitsOrder::JoinedAtAsc => Self::JoinedAtAsc,
         }
     }
-}
-
-pub(crate) fn utc(t: NaiveDateTime) -> DateTime {
-    DateTime(t.and_utc().fixed_offset())
 }
 
 /// One user's visits (only users with at least one token appear).
@@ -61,30 +58,11 @@ pub struct UserVisitsEdge {
 }
 
 #[derive(SimpleObject)]
-pub struct PageInfo {
-    pub has_next_page: bool,
-    pub has_previous_page: bool,
-    pub start_cursor: Option<String>,
-    pub end_cursor: Option<String>,
-}
-
-#[derive(SimpleObject)]
 pub struct UserVisitsConnection {
     edges: Vec<UserVisitsEdge>,
     page_info: PageInfo,
     /// Users matching the filters, across all pages.
     total_count: i64,
-}
-
-/// Checks `first` against the configured cap.
-pub(crate) fn page_size(first: i64, cap: usize) -> Result<usize> {
-    match usize::try_from(first) {
-        Ok(n) if n <= cap => Ok(n),
-        _ => Err(bad_input(
-            "first",
-            format!("first must be between 0 and {cap}, got {first}"),
-        )),
-    }
 }
 
 #[derive(Default)]
