@@ -39,11 +39,22 @@ pub(crate) fn bad_input(
 
 /// `error` with `code`, unless it already has one (the first to know its kind wins).
 pub fn with_code(mut error: ServerError, code: &str) -> ServerError {
+    code_if_none(&mut error, code);
+    error
+}
+
+/// Gives `code` to each of `errors` that has none yet.
+pub fn code_each(errors: &mut [ServerError], code: &str) {
+    for error in errors {
+        code_if_none(error, code);
+    }
+}
+
+fn code_if_none(error: &mut ServerError, code: &str) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
         extensions.set("code", code);
     }
-    error
 }
 
 /// A new error with its code: one made before execution, so it has no path.

@@ -13,7 +13,7 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Request, Response, ServerResult, Variables};
 
-use super::errors::{code_of, coded, with_code};
+use super::errors::{code_each, code_of, coded};
 use super::loaders::Loaders;
 use crate::analytics::Analytics;
 use crate::codes;
@@ -69,10 +69,7 @@ impl Extension for ErrorCodes {
             .errors
             .retain(|e| seen.insert((e.message.clone(), format!("{:?}{:?}", e.locations, e.path))));
         // Execution coded its own (below): these failed before it began.
-        response.errors = std::mem::take(&mut response.errors)
-            .into_iter()
-            .map(|e| with_code(e, codes::GRAPHQL_VALIDATION_FAILED))
-            .collect();
+        code_each(&mut response.errors, codes::GRAPHQL_VALIDATION_FAILED);
         response
     }
 
@@ -83,10 +80,7 @@ impl Extension for ErrorCodes {
         next: NextExecute<'_>,
     ) -> Response {
         let mut response = next.run(ctx, operation_name).await;
-        response.errors = std::mem::take(&mut response.errors)
-            .into_iter()
-            .map(|e| with_code(e, codes::INTERNAL))
-            .collect();
+        code_each(&mut response.errors, codes::INTERNAL);
         response
     }
 }
