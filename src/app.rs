@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use tokio::net::TcpListener;
 
@@ -14,7 +13,7 @@ use crate::analytics::{Analytics, Limits};
 use crate::config::{Config, ConfigError, DatabaseTarget};
 use crate::db;
 use crate::graphql::{self, SchemaLimits};
-use crate::http::{self, AppState};
+use crate::http;
 use crate::metrics::Metrics;
 use crate::seed;
 
@@ -38,7 +37,7 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
-    state: AppState,
+    server: http::Server,
 }
 
 impl Application {
@@ -88,11 +87,11 @@ impl Application {
             }
             None => None,
         };
-        let state = AppState::new(config, db, analytics, schema, metrics)?;
+        let server = http::Server::new(config, db, analytics, schema, metrics)?;
         Ok(Self {
             listener,
             metrics_listener,
-            state,
+            server,
         })
     }
 
@@ -108,8 +107,8 @@ impl Application {
             .and_then(|l| l.local_addr().ok())
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
+    pub fn server(&self) -> &http::Server {
+        &self.server
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
@@ -122,11 +121,11 @@ impl Application {
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let state = self.state.clone();
-        let drain = state.config.shutdown_drain;
-        let gauges = tokio::spawn(http::metrics::refresh_business_gauges(state.clone()));
+        let http = self.server;
+        let drain = http.shutdown_drain();
+        let gauges = tokio::spawn(http.business_gauges());
         let metrics_server = self.metrics_listener.map(|listener| {
-            let router = http::metrics_router(state.clone());
+            let router = http.metrics_router();
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, router).await {
                     tracing::error!(error = %e, "metrics listener failed");
@@ -135,14 +134,15 @@ impl Application {
         });
         let stopping = Arc::new(tokio::sync::Notify::new());
         let notify = stopping.clone();
-        let flag = state.shutting_down.clone();
+        let draining = http.clone();
         let server = axum::serve(
             self.listener,
-            http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+            http.router()
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             stop.await;
-            flag.store(true, Ordering::SeqCst);
+            draining.begin_draining();
             tracing::info!(
                 drain_seconds = drain.as_secs(),
                 "shutting down: readiness now fails, draining in-flight requests"

@@ -12,6 +12,7 @@ pub mod middleware;
 pub mod probes;
 pub mod rendered;
 pub mod reports;
+mod server;
 pub mod state;
 
 use axum::Router;
@@ -23,7 +24,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 
-pub use metrics::metrics_router;
+pub use server::Server;
 pub use state::AppState;
 
 use error::AppError;

@@ -26,7 +26,7 @@ impl Spawned {
         let (config, pg) = crate::helpers::test_config(backend, tweak).await;
         let app = Application::build(config).await.expect("build app");
         let base = format!("http://{}", app.local_addr().expect("bound address"));
-        let state = app.state().clone();
+        let state = app.server().state().clone();
         tokio::spawn(app.run_until(std::future::pending()));
         Self {
             base,

@@ -190,8 +190,8 @@ impl TestApp {
         let app = Application::build(config).await.expect("build app");
         let addr = app.local_addr().expect("bound address");
         let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
-        let db = app.state().db.clone();
-        let metrics = app.state().metrics.clone();
+        let db = app.server().state().db.clone();
+        let metrics = app.server().state().metrics.clone();
         tokio::spawn(app.run_until(std::future::pending()));
         Self {
             backend,

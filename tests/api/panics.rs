@@ -17,7 +17,7 @@ use crate::helpers::{Backend, test_config};
 async fn a_panicking_handler_gets_the_json_500_with_the_request_id() {
     let (config, _pg) = test_config(Backend::Sqlite, |_| {}).await;
     let app = Application::build(config).await.expect("build app");
-    let state = app.state().clone();
+    let state = app.server().state().clone();
     let routes = Router::new()
         .route(
             "/test-only/panic",
