@@ -3,17 +3,21 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use sea_orm::DatabaseConnection;
 
 use crate::analytics::Analytics;
+use crate::analytics::cache::CachePolicy;
+use crate::auth::AuthConfig;
 use crate::config::{Config, ConfigError};
 use crate::graphql::AppSchema;
 use crate::metrics::Metrics;
 
+use super::middleware::rate_limit::RateLimiter;
+use super::rendered::rendered_cache;
 use super::state::AppState;
 
 /// Cheap to clone: every clone serves the same state.
@@ -23,7 +27,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// A key file that cannot be read is a [`ConfigError`].
+    /// The HTTP layer's own parts (auth, rate limiter, rendered-body cache, the draining
+    /// flag) are made here from `config`; a key file that cannot be read is a [`ConfigError`].
     pub fn new(
         config: Config,
         db: DatabaseConnection,
@@ -31,7 +36,18 @@ impl Server {
         schema: AppSchema,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ConfigError> {
-        let state = AppState::new(config, db, analytics, schema, metrics)?;
+        let rest_bodies = CachePolicy::from(config.cache).budget().rest_bodies;
+        let state = AppState {
+            analytics,
+            schema,
+            db,
+            metrics,
+            auth: Arc::new(AuthConfig::from_settings(&config.auth)?),
+            rate_limiter: config.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
+            rendered: rendered_cache(config.cache.ttl, rest_bodies),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            config: Arc::new(config),
+        };
         Ok(Self { state })
     }
 

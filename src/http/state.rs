@@ -1,4 +1,4 @@
-//! `AppState`, what every handler shares; only `http` names it (`app` builds it with [`AppState::new`]).
+//! `AppState`, what every handler shares; only `http` names it ([`super::Server`] builds it).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -6,12 +6,11 @@ use std::sync::atomic::AtomicBool;
 use sea_orm::DatabaseConnection;
 
 use crate::analytics::Analytics;
-use crate::analytics::cache::CachePolicy;
 use crate::auth::AuthConfig;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::graphql::AppSchema;
 use crate::http::middleware::rate_limit::RateLimiter;
-use crate::http::rendered::{self, RenderedCache};
+use crate::http::rendered::RenderedCache;
 use crate::metrics::Metrics;
 
 /// Shared by every handler; cheap to clone.
@@ -28,30 +27,4 @@ pub struct AppState {
     /// Set on SIGTERM so readiness fails while in-flight requests drain.
     pub shutting_down: Arc<AtomicBool>,
     pub config: Arc<Config>,
-}
-
-impl AppState {
-    /// The state of one server: the HTTP layer's own parts (auth, rate limiter,
-    /// rendered-body cache, the draining flag) are made here from `config`; a key file
-    /// that cannot be read is a [`ConfigError`].
-    pub fn new(
-        config: Config,
-        db: DatabaseConnection,
-        analytics: Analytics,
-        schema: AppSchema,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, ConfigError> {
-        let rest_bodies = CachePolicy::from(config.cache).budget().rest_bodies;
-        Ok(Self {
-            analytics,
-            schema,
-            db,
-            metrics,
-            auth: Arc::new(AuthConfig::from_settings(&config.auth)?),
-            rate_limiter: config.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
-            rendered: rendered::rendered_cache(config.cache.ttl, rest_bodies),
-            shutting_down: Arc::new(AtomicBool::new(false)),
-            config: Arc::new(config),
-        })
-    }
 }

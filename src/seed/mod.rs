@@ -70,6 +70,14 @@ fn mix(salt: u64, seed: u64) -> String {
     format!("((({c} * {c} + {salt}) % {p}) / 256)")
 }
 
+/// `mix(s) AS h<s>, …` for each salt: the hash columns a seeding subquery computes once per row.
+fn hash_columns(salts: std::ops::RangeInclusive<u64>, seed: u64) -> String {
+    salts
+        .map(|salt| format!("{} AS h{salt}", mix(salt, seed)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 async fn count(
     db: &impl ConnectionTrait,
     dialect: Dialect,
@@ -117,7 +125,7 @@ pub async fn seed(
         sql.push(&format!(
             " INSERT INTO users (first_name, last_name, joined_at, is_active) \
              SELECT {first}, {last}, {joined}, (h15 % 10) <> 0 \
-             FROM (SELECT i, {h11} AS h11, {h12} AS h12, {h13} AS h13, {h14} AS h14, {h15} AS h15 \
+             FROM (SELECT i, {hashes} \
                    FROM (SELECT i + {user_offset} AS i FROM series) n {fence}) s ORDER BY i",
             first = dialect.json_pick(FIRST_NAMES, "h13 % 16"),
             last = dialect.json_pick(LAST_NAMES, "h14 % 16"),
@@ -125,11 +133,7 @@ pub async fn seed(
                 USERS_FROM,
                 &format!("(h11 % {USER_SPAN_SECONDS}) * 1000000 + (h12 % 1000000)")
             ),
-            h11 = mix(11, seed),
-            h12 = mix(12, seed),
-            h13 = mix(13, seed),
-            h14 = mix(14, seed),
-            h15 = mix(15, seed),
+            hashes = hash_columns(11..=15, seed),
             fence = dialect.no_flatten(),
         ));
         txn.execute_raw(sql.finish()).await?;
@@ -173,16 +177,11 @@ pub async fn seed(
             ", numbered AS (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM users) \
              INSERT INTO tokens (user_id, token, created_at, used_at) \
              SELECT numbered.id, {token}, {created}, CASE WHEN h25 % 100 < 50 THEN {used} END \
-             FROM (SELECT i, {h21} AS h21, {h22} AS h22, {h23} AS h23, {h24} AS h24, {h25} AS h25, {h26} AS h26 \
+             FROM (SELECT i, {hashes} \
                    FROM (SELECT i + {offset} AS i FROM series) n {fence}) s \
              JOIN numbered ON numbered.rn = 1 + h26 % {total_users} ORDER BY i",
             token = dialect.six_digits("h24 % 1000000"),
-            h21 = mix(21, seed),
-            h22 = mix(22, seed),
-            h23 = mix(23, seed),
-            h24 = mix(24, seed),
-            h25 = mix(25, seed),
-            h26 = mix(26, seed),
+            hashes = hash_columns(21..=26, seed),
             fence = dialect.no_flatten(),
         ));
         txn.execute_raw(sql.finish()).await?;
