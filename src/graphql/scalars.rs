@@ -1,4 +1,4 @@
-//! The `Date` scalar: a calendar date `YYYY-MM-DD`, read in the caller's time zone.
+//! The `Date` and `DateTime` scalars: a calendar date `YYYY-MM-DD` read in the caller's time zone, and an RFC 3339 instant.
 
 use async_graphql::{InputValueResult, Scalar, ScalarType, Value};
 use chrono::{Datelike, FixedOffset, NaiveDate, NaiveDateTime};
