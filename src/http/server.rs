@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 
 use super::middleware::rate_limit::RateLimiter;
 use super::rendered::rendered_cache;
-use super::state::AppState;
+use super::state::{AppState, Shared};
 
 /// Cheap to clone: every clone serves the same state.
 #[derive(Clone)]
@@ -37,7 +37,7 @@ impl Server {
         metrics: Arc<Metrics>,
     ) -> Result<Self, ConfigError> {
         let rest_bodies = CachePolicy::from(config.cache).budget().rest_bodies;
-        let state = AppState {
+        let state = AppState::new(Shared {
             analytics,
             schema,
             db,
@@ -47,7 +47,7 @@ impl Server {
             rendered: rendered_cache(config.cache.ttl, rest_bodies),
             shutting_down: Arc::new(AtomicBool::new(false)),
             config: Arc::new(config),
-        };
+        });
         Ok(Self { state })
     }
 

@@ -13,9 +13,27 @@ use crate::http::middleware::rate_limit::RateLimiter;
 use crate::http::rendered::RenderedCache;
 use crate::metrics::Metrics;
 
-/// Shared by every handler; cheap to clone.
+/// Shared by every handler: one `Arc`, so the clone each request makes is one
+/// reference count, not one per cache and pool inside (those are contended atomics).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub analytics: Analytics,
     pub schema: AppSchema,
     pub db: DatabaseConnection,
