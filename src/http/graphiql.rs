@@ -246,7 +246,7 @@ fn asset(_dir: &str, _file: &str) -> Response {
     AppError::NotFound.into_response()
 }
 
-/// A browser asking for the IDE page: what `api::graphql_get` answers with [`page`].
+/// A browser asking for the IDE page: what `http::graphql::graphql_get` answers with [`page`].
 fn is_page_request(method: &Method, headers: &HeaderMap, query: Option<&str>) -> bool {
     (method == Method::GET || method == Method::HEAD)
         && query.unwrap_or_default().is_empty()
