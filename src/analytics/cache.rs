@@ -226,7 +226,7 @@ impl<K: CacheKey, V: Clone + Send + Sync + 'static> SwrCache<K, V> {
     pub async fn get<E, F, Fut>(&self, key: K, fetch: F) -> Result<Cached<V>, Arc<E>>
     where
         E: Failure,
-        F: FnOnce() -> Fut + Clone + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<Cached<V>, E>> + Send + 'static,
     {
         if let Some(entry) = self.entries.get(&key).await {

@@ -121,7 +121,7 @@ impl Analytics {
     async fn cached<R, F, Fut>(&self, key: R::Key, fetch: F) -> Result<Cached<Arc<R>>>
     where
         R: Report,
-        F: FnOnce() -> Fut + Clone + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<R>> + Send + 'static,
     {
         reports::cached(self.cache.as_deref(), key, fetch).await

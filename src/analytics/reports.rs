@@ -152,7 +152,7 @@ pub async fn cached<R, F, Fut>(
 ) -> Result<Cached<Arc<R>>>
 where
     R: Report,
-    F: FnOnce() -> Fut + Clone + Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<R>> + Send + 'static,
 {
     let Some(cache) = cache else {
