@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::analytics::cache::CachePolicy;
 use crate::analytics::{Analytics, Limits};
+use crate::auth::AuthConfig;
 use crate::config::{Config, ConfigError, DatabaseTarget};
 use crate::db;
 use crate::graphql::{self, SchemaLimits};
@@ -41,7 +42,14 @@ pub struct Application {
 }
 
 impl Application {
+    /// Reads the auth key files first: a bad one stops the build before any connection.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let auth = AuthConfig::from_settings(&config.auth)?;
+        Self::build_with_auth(config, auth).await
+    }
+
+    /// [`build`](Self::build) with the credentials already read from `config.auth`.
+    pub async fn build_with_auth(config: Config, auth: AuthConfig) -> Result<Self, StartupError> {
         let metrics = Arc::new(Metrics::new(&config.graphql_known_operations)?);
         let db = db::connect(&config, Some(metrics.clone())).await?;
         if config.database.is_sqlite() || config.migrate_on_start {
@@ -87,7 +95,7 @@ impl Application {
             }
             None => None,
         };
-        let server = http::Server::new(config, db, analytics, schema, metrics)?;
+        let server = http::Server::new(config, auth, db, analytics, schema, metrics);
         Ok(Self {
             listener,
             metrics_listener,

@@ -71,12 +71,12 @@ pub fn main() -> ExitCode {
     let settings = cli.settings.with_env_password();
     match cli.command.unwrap_or(Command::Serve { migrate: false }) {
         Command::Schema => print_schema(),
-        Command::Serve { migrate } => with_config(&settings, |mut config| {
+        Command::Serve { migrate } => with_config(&settings, |mut config, auth| {
             config.migrate_on_start |= migrate;
-            serve(config)
+            serve(config, auth)
         }),
         // Batch work, not requests: the per-request statement timeout does not apply.
-        Command::Migrate => with_config(&settings, |mut config| async move {
+        Command::Migrate => with_config(&settings, |mut config, _| async move {
             config.db_statement_timeout = BATCH_STATEMENT_TIMEOUT;
             migrate(&config).await
         }),
@@ -85,7 +85,7 @@ pub fn main() -> ExitCode {
             tokens,
             seed,
             append,
-        } => with_config(&settings, |mut config| async move {
+        } => with_config(&settings, |mut config, _| async move {
             config.db_statement_timeout = BATCH_STATEMENT_TIMEOUT;
             let plan = SeedPlan {
                 users,
@@ -98,7 +98,7 @@ pub fn main() -> ExitCode {
         Command::Healthcheck => {
             with_config(
                 &settings,
-                |config| async move { healthcheck(&config).await },
+                |config, _| async move { healthcheck(&config).await },
             )
         }
     }
@@ -109,26 +109,26 @@ fn refused(line: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Resolves the config (auth files included, so every command refuses a bad one the
-/// same way), starts logging and runs `command` on the multi-thread runtime.
+/// Resolves the config and the credentials its auth files hold (so every command refuses
+/// a bad one the same way), starts logging and runs `command` on the multi-thread runtime.
 fn with_config<F: Future<Output = ExitCode>>(
     settings: &Settings,
-    command: impl FnOnce(Config) -> F,
+    command: impl FnOnce(Config, AuthConfig) -> F,
 ) -> ExitCode {
     let config = match Config::from_settings(settings) {
         Ok(config) => config,
         Err(e) => return refused(e),
     };
-    // Checked here so every command refuses a bad auth setting; serve builds it again.
-    if let Err(e) = AuthConfig::from_settings(&config.auth) {
-        return refused(e);
-    }
+    let auth = match AuthConfig::from_settings(&config.auth) {
+        Ok(auth) => auth,
+        Err(e) => return refused(e),
+    };
     telemetry::init(config.log_format, std::io::stdout);
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(command(config)),
+        Ok(runtime) => runtime.block_on(command(config, auth)),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::FAILURE
@@ -169,10 +169,10 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(config: Config, auth: AuthConfig) -> ExitCode {
     let started = Instant::now();
     let target = config.database.redacted();
-    let app = match Application::build(config).await {
+    let app = match Application::build_with_auth(config, auth).await {
         Ok(app) => app,
         Err(e) => return fail("cannot start", e),
     };

@@ -33,7 +33,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::analytics::Analytics;
 use crate::analytics::cache::CachePolicy;
 use crate::auth::AuthConfig;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::graphql::AppSchema;
 use crate::metrics::Metrics;
 
@@ -134,28 +134,29 @@ pub struct Server {
 }
 
 impl Server {
-    /// The HTTP layer's own parts (auth, rate limiter, rendered-body cache, the draining
-    /// flag) are made here from `config`; a key file that cannot be read is a [`ConfigError`].
+    /// The HTTP layer's own parts (rate limiter, rendered-body cache, the draining flag)
+    /// are made here from `config`; `auth` is built by the caller, who reports a bad key file.
     pub fn new(
         config: Config,
+        auth: AuthConfig,
         db: DatabaseConnection,
         analytics: Analytics,
         schema: AppSchema,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, ConfigError> {
+    ) -> Self {
         let rest_bodies = CachePolicy::from(config.cache).budget().rest_bodies;
         let state = AppState::new(Shared {
             analytics,
             schema,
             db,
             metrics,
-            auth: Arc::new(AuthConfig::from_settings(&config.auth)?),
+            auth: Arc::new(auth),
             rate_limiter: config.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
             rendered: rendered_cache(config.cache.ttl, rest_bodies),
             shutting_down: Arc::new(AtomicBool::new(false)),
             config: Arc::new(config),
         });
-        Ok(Self { state })
+        Self { state }
     }
 
     /// The main port's router, with the whole tower stack.
