@@ -44,7 +44,7 @@ impl RateLimiter {
     }
 
     /// `Err(wait)` when the client must wait before its next request.
-    fn take(&self, client: &str) -> Result<(), Duration> {
+    fn take(&self, client: &String) -> Result<(), Duration> {
         use governor::clock::{Clock, DefaultClock};
         if self
             .checks
@@ -53,9 +53,8 @@ impl RateLimiter {
         {
             self.limiter.retain_recent();
         }
-        let key = client.to_owned();
         self.limiter
-            .check_key(&key)
+            .check_key(client)
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
