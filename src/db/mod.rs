@@ -55,7 +55,11 @@ pub async fn connect(
     config: &Config,
     metrics: Option<Arc<Metrics>>,
 ) -> Result<DatabaseConnection, DbErr> {
-    let mut options = ConnectOptions::new(config.database.url());
+    let url = config.database.url();
+    if config.database.is_sqlite() && !url.contains(":memory:") {
+        prepare_sqlite_file(&url).await?;
+    }
+    let mut options = ConnectOptions::new(url);
     options
         .max_connections(
             if config.database.is_sqlite() && config.database.url().contains(":memory:") {
@@ -100,6 +104,24 @@ pub async fn connect(
         });
     }
     Ok(db)
+}
+
+/// Creates the SQLite file if needed and switches it to WAL on one connection, before any
+/// pool exists: WAL is a property of the file, and several fresh connections racing to set it
+/// on a new file can fail with "database is locked" instead of waiting.
+async fn prepare_sqlite_file(url: &str) -> Result<(), DbErr> {
+    use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+    use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
+    use std::str::FromStr as _;
+    let conn_err =
+        |e: sea_orm::sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::Internal(e.to_string()));
+    let conn = SqliteConnectOptions::from_str(url)
+        .map_err(conn_err)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .connect()
+        .await
+        .map_err(conn_err)?;
+    conn.close().await.map_err(conn_err)
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
