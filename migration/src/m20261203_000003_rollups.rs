@@ -52,6 +52,39 @@ macro_rules! sqlite_slot {
     };
 }
 
+/// SQLite: a timestamp column as fixed-width text with six fractional digits, so that equal
+/// instants are equal text (the driver writes `…:SS` or `…:SS.ffffff`, other writers
+/// `…:SS.f`): keyset paging compares these columns with bound values.
+macro_rules! sqlite_canonical {
+    ($col:literal) => {
+        concat!(
+            "CASE WHEN length(",
+            $col,
+            ") = 19 THEN ",
+            $col,
+            " || '.000000' ELSE substr(",
+            $col,
+            " || '000000', 1, 26) END"
+        )
+    };
+}
+
+/// SQLite: the select list of a `gw_user_visits` row from `u` (users) and `t` (tokens) grouped by user.
+macro_rules! sqlite_user_visits_columns {
+    () => {
+        concat!(
+            "u.id, ",
+            sqlite_canonical!("u.joined_at"),
+            ", u.is_active, COUNT(*), COUNT(t.used_at), MIN(t.created_at), MAX(t.created_at), ",
+            sqlite_canonical!("MAX(t.used_at)")
+        )
+    };
+}
+
+/// SQLite: the select list of `gw_user_visits`' columns, in order, from `u` (users) and
+/// `t` (tokens) grouped by `u.id` (the fold recomputes logged users with it).
+pub const SQLITE_USER_VISITS_COLUMNS: &str = sqlite_user_visits_columns!();
+
 /// `SELECT slot, issued, used` per slot with tokens, from the raw rows.
 macro_rules! postgres_slots_from_raw {
     () => {
@@ -309,7 +342,12 @@ const SQLITE_REBUILD: &[&str] = &[
         "INSERT INTO gw_usage_slots (slot, issued, used) ",
         sqlite_slots_from_raw!()
     ),
-    concat!("INSERT INTO gw_user_visits ", user_visits_from_raw!()),
+    concat!(
+        "INSERT INTO gw_user_visits \
+        (user_id, joined_at, is_active, tokens, used, first_token_at, last_token_at, last_used_at) SELECT ",
+        sqlite_user_visits_columns!(),
+        " FROM tokens t JOIN users u ON u.id = t.user_id GROUP BY u.id"
+    ),
 ];
 
 #[async_trait::async_trait]

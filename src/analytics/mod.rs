@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod error;
 pub mod reports;
+mod slots;
 pub mod summary;
 pub mod time;
 pub mod usage;

@@ -76,16 +76,21 @@ const SQLITE_FOLD_SLOTS: [&str; 3] = [
     "DELETE FROM gw_rollup_dirty_slots RETURNING slot",
 ];
 
-const SQLITE_FOLD_USERS: [&str; 3] = [
-    "DELETE FROM gw_user_visits WHERE user_id IN (SELECT user_id FROM gw_rollup_dirty_users)",
-    "INSERT INTO gw_user_visits \
-       (user_id, joined_at, is_active, tokens, used, first_token_at, last_token_at, last_used_at) \
-     SELECT u.id, u.joined_at, u.is_active, COUNT(*), COUNT(t.used_at), \
-            MIN(t.created_at), MAX(t.created_at), MAX(t.used_at) \
-     FROM gw_rollup_dirty_users d JOIN users u ON u.id = d.user_id \
-     JOIN tokens t ON t.user_id = d.user_id GROUP BY u.id",
-    "DELETE FROM gw_rollup_dirty_users RETURNING user_id",
-];
+/// The users' fold on SQLite, in the same three steps (timestamps written fixed-width).
+fn sqlite_fold_users() -> [String; 3] {
+    [
+        "DELETE FROM gw_user_visits WHERE user_id IN (SELECT user_id FROM gw_rollup_dirty_users)"
+            .to_owned(),
+        format!(
+            "INSERT INTO gw_user_visits \
+               (user_id, joined_at, is_active, tokens, used, first_token_at, last_token_at, last_used_at) \
+             SELECT {} FROM gw_rollup_dirty_users d JOIN users u ON u.id = d.user_id \
+             JOIN tokens t ON t.user_id = d.user_id GROUP BY u.id",
+            rollups::SQLITE_USER_VISITS_COLUMNS
+        ),
+        "DELETE FROM gw_rollup_dirty_users RETURNING user_id".to_owned(),
+    ]
+}
 
 /// One cheap read: is anything waiting in the log?
 const ANY_WAITING: &str = "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM gw_rollup_dirty_slots LIMIT 1) a) \
@@ -133,11 +138,12 @@ pub async fn fold(db: &DatabaseConnection) -> Result<Folded, DbErr> {
     let txn = db.begin().await?;
     let folded = if backend == DbBackend::Sqlite {
         let mut keys = [0u64; 2];
-        for (n, statements) in keys.iter_mut().zip([SQLITE_FOLD_SLOTS, SQLITE_FOLD_USERS]) {
+        let slots = SQLITE_FOLD_SLOTS.map(str::to_owned);
+        for (n, statements) in keys.iter_mut().zip([slots, sqlite_fold_users()]) {
             let [clear, put, done] = statements;
-            txn.execute_unprepared(clear).await?;
-            txn.execute_unprepared(put).await?;
-            *n = txn.query_all_raw(stmt(backend, done)).await?.len() as u64;
+            txn.execute_unprepared(&clear).await?;
+            txn.execute_unprepared(&put).await?;
+            *n = txn.query_all_raw(stmt(backend, &done)).await?.len() as u64;
         }
         Folded {
             slots: keys[0],
