@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod paging;
 pub mod reports;
 mod slots;
 pub mod summary;
@@ -137,7 +138,17 @@ impl Analytics {
     pub async fn fold_rollups(&self) -> Result<()> {
         let _one_at_a_time = self.rollup.folding.lock().await;
         let started = std::time::Instant::now();
-        let folded = crate::db::named("rollup_fold", crate::db::rollup::fold(&self.db)).await?;
+        // Cancelled like a report statement if the caller goes away (its log rows stay).
+        let tag = self.dialect.cancel_tag();
+        let guard = CancelOnDrop {
+            db: self.db.clone(),
+            dialect: self.dialect,
+            tag: tag.clone(),
+        };
+        let fold = crate::db::rollup::fold_tagged(&self.db, tag.as_deref());
+        let folded = crate::db::named("rollup_fold", fold).await;
+        guard.disarm();
+        let folded = folded?;
         if folded != crate::db::rollup::Folded::default() {
             let m = &self.rollup.metrics;
             m.fold_duration.observe(started.elapsed().as_secs_f64());

@@ -117,11 +117,14 @@ async fn scalar(db: &impl ConnectionTrait, sql: &str, column: &str) -> Result<i6
     }
 }
 
-async fn lock(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+async fn lock(db: &impl ConnectionTrait, tag: Option<&str>) -> Result<(), DbErr> {
     if db.get_database_backend() == DbBackend::Postgres {
         db.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock($1)",
+            format!(
+                "{} SELECT pg_advisory_xact_lock($1)",
+                tag.unwrap_or_default()
+            ),
             [rollups::ROLLUP_LOCK.into()],
         ))
         .await?;
@@ -131,7 +134,17 @@ async fn lock(db: &impl ConnectionTrait) -> Result<(), DbErr> {
 
 /// Folds the log into the rollups; with an empty log it costs one read and writes nothing.
 pub async fn fold(db: &DatabaseConnection) -> Result<Folded, DbErr> {
-    if scalar(db, ANY_WAITING, "n").await? == 0 {
+    fold_tagged(db, None).await
+}
+
+/// [`fold`], with each statement prefixed by `tag` (a comment from `Dialect::cancel_tag`)
+/// so that a fold its caller abandoned can be cancelled; the log then stays as it was.
+pub async fn fold_tagged(db: &DatabaseConnection, tag: Option<&str>) -> Result<Folded, DbErr> {
+    let tagged = |sql: &str| match tag {
+        Some(tag) => format!("{tag} {sql}"),
+        None => sql.to_owned(),
+    };
+    if scalar(db, &tagged(ANY_WAITING), "n").await? == 0 {
         return Ok(Folded::default());
     }
     let backend = db.get_database_backend();
@@ -150,10 +163,10 @@ pub async fn fold(db: &DatabaseConnection) -> Result<Folded, DbErr> {
             users: keys[1],
         }
     } else {
-        lock(&txn).await?;
+        lock(&txn, tag).await?;
         Folded {
-            slots: count(scalar(&txn, POSTGRES_FOLD_SLOTS, "n").await?),
-            users: count(scalar(&txn, POSTGRES_FOLD_USERS, "n").await?),
+            slots: count(scalar(&txn, &tagged(POSTGRES_FOLD_SLOTS), "n").await?),
+            users: count(scalar(&txn, &tagged(POSTGRES_FOLD_USERS), "n").await?),
         }
     };
     txn.commit().await?;
@@ -178,7 +191,7 @@ pub async fn pending(db: &DatabaseConnection) -> Result<Folded, DbErr> {
 pub async fn rebuild(db: &DatabaseConnection) -> Result<Folded, DbErr> {
     let backend = db.get_database_backend();
     let txn = db.begin().await?;
-    lock(&txn).await?;
+    lock(&txn, None).await?;
     for sql in rollups::rebuild_statements(backend) {
         txn.execute_unprepared(sql).await?;
     }
