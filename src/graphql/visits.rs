@@ -129,7 +129,6 @@ impl VisitsQuery {
         let edges: Vec<UserVisitsEdge> = page
             .rows
             .iter()
-            .cloned()
             .map(|r| UserVisitsEdge {
                 cursor: Cursor {
                     order,
