@@ -133,6 +133,7 @@ impl Application {
         let http = self.server;
         let drain = http.shutdown_drain();
         let gauges = tokio::spawn(http.business_gauges());
+        let fold = tokio::spawn(http.background_fold());
         let metrics_server = self.metrics_listener.map(|listener| {
             let router = http.metrics_router();
             tokio::spawn(async move {
@@ -170,6 +171,7 @@ impl Application {
             }
         };
         gauges.abort();
+        fold.abort();
         if let Some(handle) = metrics_server {
             handle.abort();
         }

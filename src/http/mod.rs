@@ -174,6 +174,17 @@ impl Server {
         metrics::refresh_business_gauges(self.state.clone())
     }
 
+    /// One sampling of the gauges [`business_gauges`](Self::business_gauges) refreshes
+    /// each period (tests call it instead of waiting for a tick).
+    pub async fn sample_gauges(&self) {
+        metrics::sample_gauges(&self.state).await;
+    }
+
+    /// The task that folds the rollup log every `FOLD_PERIOD`, until aborted.
+    pub fn background_fold(&self) -> impl Future<Output = ()> + Send + 'static {
+        metrics::fold_rollups_in_background(self.state.clone())
+    }
+
     /// How long in-flight requests get after the stop signal.
     pub fn shutdown_drain(&self) -> Duration {
         self.state.config.shutdown_drain
