@@ -22,7 +22,7 @@ fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
 }
 
-async fn usage(
+pub async fn usage(
     app: &TestApp,
     g: Gran,
     tz: &str,

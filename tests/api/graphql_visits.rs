@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, TestApp, unavailable};
 use crate::reference::{RefVisits, random_dataset, token, user, visits_reference};
 
-const PAGE: &str = "query Page($first: Int!, $after: String, $order: VisitsOrder!, $min: Int, $active: Boolean, $from: Date, $to: Date, $tz: String!) {
+pub const PAGE: &str = "query Page($first: Int!, $after: String, $order: VisitsOrder!, $min: Int, $active: Boolean, $from: Date, $to: Date, $tz: String!) {
   visitsPerUser(first: $first, after: $after, orderBy: $order, minVisits: $min, activeOnly: $active, from: $from, to: $to, timezone: $tz) {
     totalCount
     pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
@@ -24,7 +24,7 @@ fn utc(v: &Value) -> Option<NaiveDateTime> {
     })
 }
 
-fn node(v: &Value) -> RefVisits {
+pub fn node(v: &Value) -> RefVisits {
     RefVisits {
         user_id: v["userId"].as_i64().expect("userId") as i32,
         joined_at: utc(&v["joinedAt"]).expect("joinedAt"),
@@ -34,7 +34,7 @@ fn node(v: &Value) -> RefVisits {
     }
 }
 
-fn sort(rows: &mut [RefVisits], order: &str) {
+pub fn sort(rows: &mut [RefVisits], order: &str) {
     match order {
         "USER_ID_ASC" => rows.sort_by_key(|r| r.user_id),
         "VISITS_DESC" => rows.sort_by_key(|r| (-r.visits, r.user_id)),

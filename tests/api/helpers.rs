@@ -172,6 +172,8 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     /// The app's metrics registry (statements run: [`TestApp::statements`]).
     pub metrics: Arc<Metrics>,
+    /// The app's server (for what tests trigger without waiting, e.g. one gauge sampling).
+    pub server: coworking_gateway::http::Server,
     /// Held so the database lives as long as the app, and is dropped with it.
     _pg: Option<PgDatabase>,
 }
@@ -192,6 +194,7 @@ impl TestApp {
         let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
         let db = app.server().state().db.clone();
         let metrics = app.server().state().metrics.clone();
+        let server = app.server().clone();
         tokio::spawn(app.run_until(std::future::pending()));
         Self {
             backend,
@@ -203,6 +206,7 @@ impl TestApp {
                 .expect("client"),
             db,
             metrics,
+            server,
             _pg: pg,
         }
     }

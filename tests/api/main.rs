@@ -22,6 +22,7 @@ mod probes;
 mod readme;
 mod reference;
 mod rest_reports;
+mod rollups;
 mod seed;
 mod shutdown;
 mod spawn_env;

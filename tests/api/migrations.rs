@@ -47,6 +47,36 @@ async fn fingerprint(url: &str) -> (i64, i64, String) {
     out
 }
 
+/// Rows of a catalogue query, each row's columns joined with ` | `, sorted.
+async fn catalogue(url: &str, sql: &str) -> Vec<String> {
+    let db = Database::connect(url).await.expect("connect");
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            sql,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut out: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "line").expect("line"))
+        .collect();
+    out.sort();
+    db.close().await.ok();
+    out
+}
+
+const LEGACY_COLUMNS: &str = "SELECT concat_ws(' | ', table_name, ordinal_position, column_name, data_type, \
+    character_maximum_length, is_nullable, column_default) AS line \
+    FROM information_schema.columns WHERE table_schema = 'public' AND table_name IN ('users', 'tokens')";
+const LEGACY_CONSTRAINTS: &str = "SELECT concat_ws(' | ', conrelid::regclass::text, conname, contype, \
+    pg_get_constraintdef(oid)) AS line FROM pg_constraint WHERE conrelid IN ('users'::regclass, 'tokens'::regclass)";
+const LEGACY_INDEXES: &str = "SELECT concat_ws(' | ', tablename, indexname, indexdef) AS line \
+    FROM pg_indexes WHERE schemaname = 'public' AND tablename IN ('users', 'tokens')";
+const TRIGGERS: &str = "SELECT concat_ws(' | ', tgname, tgrelid::regclass::text, \
+    substring(pg_get_triggerdef(oid) from 'AFTER (\\w+) ON')) AS line \
+    FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN ('users'::regclass, 'tokens'::regclass)";
+
 #[tokio::test]
 async fn migrate_adopts_a_legacy_database_twice_without_touching_rows() {
     let Some(pg) = legacy_loaded_database().await else {
@@ -57,6 +87,14 @@ async fn migrate_adopts_a_legacy_database_twice_without_touching_rows() {
     };
     let before = fingerprint(&pg.url).await;
     assert_eq!((before.0, before.1), (1_000, 2_500));
+    let columns = catalogue(&pg.url, LEGACY_COLUMNS).await;
+    let constraints = catalogue(&pg.url, LEGACY_CONSTRAINTS).await;
+    let indexes = catalogue(&pg.url, LEGACY_INDEXES).await;
+    assert_eq!(
+        (columns.len(), constraints.len(), indexes.len()),
+        (10, 3, 4)
+    );
+    assert!(catalogue(&pg.url, TRIGGERS).await.is_empty());
     let admin = url::Url::parse(&pg.url).expect("url");
     for run in 1..=2 {
         // Exactly how operators run it: the legacy variables, no DATABASE_URL.
@@ -79,22 +117,47 @@ async fn migrate_adopts_a_legacy_database_twice_without_touching_rows() {
             before,
             "run {run} changed legacy rows"
         );
+        assert_eq!(
+            catalogue(&pg.url, LEGACY_COLUMNS).await,
+            columns,
+            "run {run}: legacy columns"
+        );
+        assert_eq!(
+            catalogue(&pg.url, LEGACY_CONSTRAINTS).await,
+            constraints,
+            "run {run}: legacy constraints"
+        );
+        // The legacy indexes, plus the gateway's one covering index.
+        let mut want = indexes.clone();
+        want.push(
+            "tokens | tokens_created_at_used_at_user_id_index | CREATE INDEX tokens_created_at_used_at_user_id_index ON public.tokens USING btree (created_at, used_at, user_id)"
+                .to_owned(),
+        );
+        want.sort();
+        assert_eq!(
+            catalogue(&pg.url, LEGACY_INDEXES).await,
+            want,
+            "run {run}: indexes"
+        );
+        // Only the rollups' triggers are added to the legacy tables.
+        assert_eq!(
+            catalogue(&pg.url, TRIGGERS).await,
+            [
+                "gw_rollup_tokens_delete | tokens | DELETE",
+                "gw_rollup_tokens_insert | tokens | INSERT",
+                "gw_rollup_tokens_truncate | tokens | TRUNCATE",
+                "gw_rollup_tokens_update | tokens | UPDATE",
+                "gw_rollup_users_delete | users | DELETE",
+                "gw_rollup_users_truncate | users | TRUNCATE",
+                "gw_rollup_users_update | users | UPDATE",
+            ],
+            "run {run}: triggers"
+        );
     }
-    // The gateway's own index exists next to the legacy ones.
+    // The rollups built from the legacy rows equal a reference computed from them.
     let db = Database::connect(&pg.url).await.expect("connect");
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT string_agg(indexname, ',' ORDER BY indexname) AS names FROM pg_indexes WHERE tablename IN ('users', 'tokens')",
-        ))
-        .await
-        .expect("query")
-        .expect("row");
-    let names: String = row.try_get("", "names").expect("names");
-    assert_eq!(
-        names,
-        "tokens_created_at_used_at_user_id_index,tokens_pk,tokens_user_id_token_used_at_index,users_is_active_index,users_pk"
-    );
+    crate::rollups::assert_rollups_exact(&db, "the legacy database").await;
+    db.close().await.ok();
 }
 
 #[rstest]
