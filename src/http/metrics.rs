@@ -78,7 +78,7 @@ pub async fn sample_gauges(state: &AppState) {
         }
         Err(e) => tracing::warn!(error = %e, "refreshing business gauges failed"),
     }
-    sample_rollup_gauges(state).await;
+    db::named("rollup_gauges", sample_rollup_gauges(state)).await;
 }
 
 async fn sample_rollup_gauges(state: &AppState) {
@@ -108,7 +108,9 @@ async fn sample_rollup_gauges(state: &AppState) {
 /// stays short when nobody reads. A failed fold is logged at warn and retried next period
 /// (its log rows stay; the next read folds them too).
 pub async fn fold_rollups_in_background(state: AppState) {
-    let mut tick = tokio::time::interval(FOLD_PERIOD);
+    // The first fold one period after start: serving starts right after the migration
+    // (whose build leaves the log empty), and the first uncached read folds anyway.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + FOLD_PERIOD, FOLD_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
