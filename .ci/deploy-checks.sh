@@ -10,7 +10,9 @@
 #    checks every object against Kubernetes 1.30-1.33, failing on errors and
 #    on any warning (a warning means an unknown kind/apiVersion).
 # 2. Cross-object invariants kubernetes-validate cannot see (selectors match,
-#    grace period > preStop + drain, HPA <-> adapter rule, ServiceMonitor).
+#    grace period > preStop + drain, HPA <-> adapter rule, ServiceMonitor; the
+#    migration Job and the rollup verify CronJob run the Deployment's image with
+#    its settings, Secret, auth files and hardening).
 # 3. hadolint Dockerfile: no findings.
 # 4. checkov (kubernetes, dockerfile): no failed checks; every skip carries a
 #    written reason in the file it applies to.
@@ -152,6 +154,8 @@ for overlay in ("local", "eks"):
     docs = load(overlay)
     dep = one(docs, "Deployment", "coworking-gateway")
     job = one(docs, "Job", "coworking-gateway-migrate")
+    cron = one(docs, "CronJob", "coworking-gateway-rollup-verify")
+    cron_pod = cron["spec"]["jobTemplate"]["spec"]["template"]
     svc = one(docs, "Service", "coworking-gateway")
     pdb = one(docs, "PodDisruptionBudget")
     netpol = one(docs, "NetworkPolicy")
@@ -167,7 +171,10 @@ for overlay in ("local", "eks"):
     check(not subset(svc["spec"]["selector"], job["spec"]["template"]["metadata"]["labels"]),
           f"{p} Service would also select the migration Job's pod")
     check(subset(pdb["spec"]["selector"]["matchLabels"], labels), f"{p} PDB selector does not match the pods")
-    for podspec, what in ((labels, "server"), (job["spec"]["template"]["metadata"]["labels"], "migration Job")):
+    check(not subset(svc["spec"]["selector"], cron_pod["metadata"]["labels"]),
+          f"{p} Service would also select the rollup verify CronJob's pods")
+    for podspec, what in ((labels, "server"), (job["spec"]["template"]["metadata"]["labels"], "migration Job"),
+                          (cron_pod["metadata"]["labels"], "rollup verify CronJob")):
         check(subset(netpol["spec"]["podSelector"]["matchLabels"], podspec), f"{p} NetworkPolicy does not cover the {what} pods")
     port = next(pt for pt in c["ports"] if pt["name"] == "http")["containerPort"]
     check(port == 5153, f"{p} container port {port}, expected 5153")
@@ -195,7 +202,8 @@ for overlay in ("local", "eks"):
     check(c["startupProbe"]["httpGet"]["path"] == "/health_check", f"{p} startup path")
     check(any(t["topologyKey"] == "kubernetes.io/hostname" for t in spec["topologySpreadConstraints"]),
           f"{p} no topology spread across nodes")
-    for kind, ps in (("Deployment", spec), ("Job", job["spec"]["template"]["spec"])):
+    for kind, ps in (("Deployment", spec), ("Job", job["spec"]["template"]["spec"]),
+                     ("CronJob", cron_pod["spec"])):
         sc = ps["containers"][0]["securityContext"]
         check(ps.get("automountServiceAccountToken") is False, f"{p} {kind} mounts a service-account token")
         check(ps["securityContext"].get("runAsNonRoot") is True and ps["securityContext"].get("runAsUser", 0) >= 10000,
@@ -212,6 +220,19 @@ for overlay in ("local", "eks"):
               f"{p} {kind} does not read the generated ConfigMap")
     check(job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"], f"{p} Job does not run `migrate`")
     check(job["spec"]["template"]["spec"]["containers"][0]["image"] == c["image"], f"{p} Job and Deployment images differ")
+    cc = cron_pod["spec"]["containers"][0]
+    check(cc["args"] == ["rollup", "verify"], f"{p} CronJob does not run `rollup verify`")
+    check(cc["image"] == c["image"], f"{p} CronJob and Deployment images differ")
+    check(cron["spec"].get("concurrencyPolicy") == "Forbid", f"{p} CronJob may run two verifies at once")
+    check(cron_pod["spec"].get("restartPolicy") == "Never" and cron["spec"]["jobTemplate"]["spec"].get("backoffLimit") == 0,
+          f"{p} CronJob retries a verify that found a difference")
+    # Every command reads the auth files it is configured with: a Job without the mount exits 2.
+    auth_file = cm["data"].get("AUTH_API_KEY_HASHES_FILE")
+    if auth_file:
+        for kind, ps in (("Deployment", spec), ("Job", job["spec"]["template"]["spec"]), ("CronJob", cron_pod["spec"])):
+            mounts = [m["mountPath"] for m in ps["containers"][0].get("volumeMounts", [])]
+            check(any(auth_file.startswith(m.rstrip("/") + "/") for m in mounts),
+                  f"{p} {kind} does not mount {auth_file} (AUTH_API_KEY_HASHES_FILE)")
 
     if overlay == "local":
         check(dep["spec"].get("replicas") == 1, "local: replicas should be 1")
