@@ -20,6 +20,13 @@
 # 6. Every field the cloudwatch/*.logsinsights queries name appears in the
 #    gateway's JSON log lines (and each `field = "literal"` filter matches one).
 # 7. The metricsQuery of k8s/prometheus-adapter-rules.yaml returns a value.
+# 8. The rollups (issue 13): `rollup verify` runs against the demo database
+#    before the gateway serves it (exit 0, recorded); during the traffic a
+#    token is written into the database behind the gateway's back every round
+#    (Python's sqlite3, so only the triggers see it) and an 1880 New York
+#    report is asked for. Prometheus must then show the verify result (1, and
+#    recent), keys folded by the background fold, fold durations, a raw
+#    fallback, both pending-key series; the fallback's log line must be there.
 #
 # Prints `observability-checks: N passed, N failed`; exits 1 on any failure.
 set -euo pipefail
@@ -390,6 +397,20 @@ def made_up_operations(base, count):
     print(f"--   {count} made-up operation names sent, statuses {statuses}")
 
 
+def sqlite_write(path, round_no):
+    """A write the gateway does not see coming: a token now, and one in 1880 (New York's
+    local mean time, off the 15-minute grid), straight into its SQLite file."""
+    import sqlite3
+    con = sqlite3.connect(path, timeout=10)
+    with con:
+        con.execute("INSERT INTO tokens (user_id, token, created_at, used_at) VALUES "
+                    "(1, ?, strftime('%Y-%m-%d %H:%M:%S', 'now'), strftime('%Y-%m-%d %H:%M:%S', 'now'))",
+                    (f"{int(round_no):06d}",))
+        con.execute("INSERT INTO tokens (user_id, token, created_at) VALUES (1, '188000', ?)",
+                    (f"1880-03-0{int(round_no) % 9 + 1} 04:{int(round_no) % 60:02d}:00",))
+    con.close()
+
+
 def label_values_in_scrape(metrics_file, metric, label):
     values = set()
     for line in Path(metrics_file).read_text().splitlines():
@@ -407,7 +428,7 @@ if __name__ == "__main__":
      "dashboard-exprs": dashboard_exprs, "query-has-series": query_has_series,
      "wait-series": lambda *a: sys.exit(wait_series(*a)), "logs-check": logs_check,
      "adapter-query": adapter_query, "made-up-operations": made_up_operations,
-     "label-values": label_values_in_scrape}[cmd](*args)
+     "label-values": label_values_in_scrape, "sqlite-write": sqlite_write}[cmd](*args)
 PY
 
 # Runs the helper and counts its ok/FAIL lines; a crash is one failure.
@@ -465,6 +486,21 @@ py dashboard-structure "$DASHBOARD"
 section "gateway"
 app_port="$(python3 "$work/obs.py" free-port)"
 base="http://127.0.0.1:$app_port"
+# A first start creates and seeds the demo database; then `rollup verify` checks it the
+# way the CronJob does, so the gateway's first gauge sampling finds a recorded result.
+APP_PORT="$app_port" BIND_ADDRESS=127.0.0.1 SQLITE_PATH="$work/gw.db" LOG_FORMAT=json RUST_LOG=info \
+  "$BIN" >"$work/gateway-seed.log" 2>&1 &
+gateway_pid=$!
+wait_http "$base/readiness_check" 60 || { fail "the first start did not seed the demo database"; exit 1; }
+stop "$gateway_pid"
+gateway_pid=""
+verify_rc=0
+SQLITE_PATH="$work/gw.db" LOG_FORMAT=json "$BIN" rollup verify >"$work/verify.out" 2>"$work/verify.err" || verify_rc=$?
+if ((verify_rc == 0)) && grep -q 'rollup verify: the rollups match the raw rows' "$work/verify.err"; then
+  pass "rollup verify on the demo database: exit 0, $(grep -o 'the rollups match[^(]*' "$work/verify.err")"
+else
+  fail "rollup verify exited $verify_rc: $(tail -n 3 "$work/verify.err")"
+fi
 APP_PORT="$app_port" BIND_ADDRESS=127.0.0.1 SQLITE_PATH="$work/gw.db" LOG_FORMAT=json RUST_LOG=info \
   "$BIN" >"$work/gateway.log" 2>"$work/gateway.stderr" &
 gateway_pid=$!
@@ -540,7 +576,11 @@ for round in $(seq 1 "$TRAFFIC_ROUNDS"); do
   codes+="$(gql '{"query":"query Broken {"}')"                                           # parse error
   codes+="$(gql 'this is not json')"                                                     # malformed body
   codes+="$(get "/no-such-path-$round")"                                                 # unknown path
-  codes+="$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$base/metrics" || echo -n 000)"
+  codes+="$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$base/metrics" || echo -n 000) "
+  # Rollups: a write behind the gateway's back (folded in the background), and a report
+  # whose buckets start off the 15-minute grid (a raw fallback).
+  python3 "$work/obs.py" sqlite-write "$work/gw.db" "$round" || fail "writing a token into $work/gw.db"
+  codes+="$(gql '{"query":"query DashOldUsage { usageByDay(from: \"1880-03-01\", to: \"1880-03-31\", timezone: \"America/New_York\") { date tokensIssued } }"}')"
   echo "round $round: $codes"
   sleep 2
 done
@@ -588,6 +628,22 @@ section "dashboard expressions via $prom/api/v1/query"
 # Three more scrapes, so the last traffic is in the TSDB.
 sleep 3
 py dashboard-exprs "$prom" "$DASHBOARD"
+
+# ---- rollups -------------------------------------------------------------------------------
+section "rollup metrics via $prom/api/v1/query"
+sel="job=\"$JOB\",namespace=\"$NAMESPACE\",pod=\"$POD\""
+py query-has-series "$prom" "rollup_verify_last_ok is 1 after the verify" "max(rollup_verify_last_ok{$sel}) == 1"
+py query-has-series "$prom" "the last verify is recent" "time() - max(rollup_verify_last_run_timestamp_seconds{$sel}) < 600"
+py query-has-series "$prom" "the background fold folded the written slots" "sum(increase(rollup_folded_keys_total{$sel,rollup=\"slots\"}[5m])) > 0"
+py query-has-series "$prom" "... and users" "sum(increase(rollup_folded_keys_total{$sel,rollup=\"users\"}[5m])) > 0"
+py query-has-series "$prom" "fold durations observed" "sum(rollup_fold_duration_seconds_count{$sel}) > 0"
+py query-has-series "$prom" "the 1880 New York report counted raw rows" "sum(rollup_raw_fallbacks_total{$sel,reason=\"unaligned_offset\"}) > 0"
+py query-has-series "$prom" "pending keys for both rollups" "count(rollup_pending_keys{$sel}) == 2"
+if grep -q '"report buckets counted from raw rows, not the rollup"' "$work/gateway.log"; then
+  pass "the raw fallback is logged"
+else
+  fail "no 'report buckets counted from raw rows' log line"
+fi
 
 # ---- CloudWatch queries vs the JSON log lines ---------------------------------------------
 section "cloudwatch/*.logsinsights fields vs the gateway's JSON log lines"
