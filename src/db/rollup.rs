@@ -203,7 +203,9 @@ async fn vacuum_log(db: &DatabaseConnection, folded: Folded) {
     if db.get_database_backend() != DbBackend::Postgres || folded.slots.max(folded.users) < 1_000 {
         return;
     }
-    let sql = "VACUUM gw_rollup_dirty_slots, gw_rollup_dirty_users";
+    // The rollups too: a rebuild rewrote them, and counts read their indexes alone only
+    // once the visibility map is set.
+    let sql = "VACUUM (ANALYZE) gw_rollup_dirty_slots, gw_rollup_dirty_users, gw_usage_slots, gw_user_visits";
     if let Err(e) = db.execute_unprepared(sql).await {
         tracing::warn!(error = %e, "vacuuming the rollup log failed");
     }
