@@ -26,9 +26,9 @@ pub fn create_statements(backend: DbBackend) -> &'static [&'static str] {
     }
 }
 
-/// The statements that empty the log and rebuild both rollups from the raw rows.
-/// On PostgreSQL they run in one transaction after `ROLLUP_LOCK` is taken.
-pub fn rebuild_statements(backend: DbBackend) -> &'static [&'static str] {
+/// The statements that empty the log and build the slot and per-user rollups from the raw
+/// rows (the coarser levels of migration 4 are built from the slots after them).
+pub fn build_statements(backend: DbBackend) -> &'static [&'static str] {
     match backend {
         DbBackend::Sqlite => SQLITE_REBUILD,
         _ => POSTGRES_REBUILD,
@@ -373,7 +373,7 @@ impl MigrationTrait for Migration {
         let db = manager.get_connection();
         for sql in create_statements(backend)
             .iter()
-            .chain(rebuild_statements(backend))
+            .chain(build_statements(backend))
         {
             db.execute_unprepared(sql).await?;
         }

@@ -1,7 +1,9 @@
-//! Usage counts read from the 15-minute slot rollup (`gw_usage_slots`) instead of `tokens`:
-//! a bucket is the sum of the slots it covers. Where a bucket's bounds are not on a slot
-//! boundary (historic offsets such as New York's -4:56:02 before 1883), the slivers beyond
-//! the last whole slots are counted from raw rows, through the `created_at` index.
+//! Usage counts read from the rollups instead of `tokens`: a bucket is the sum of the whole
+//! UTC days, hours and 15-minute slots it covers (`gw_usage_days`, `_hours`, `_slots`), the
+//! coarsest that fit, so a year of daily buckets reads about 24 rows a bucket. Where a
+//! bucket's bounds are not on a slot boundary (historic offsets such as New York's -4:56:02
+//! before 1883), the slivers beyond the last whole slots are counted from raw rows, through
+//! the `created_at` index.
 
 use std::collections::HashMap;
 
@@ -13,10 +15,12 @@ use super::error::{AnalyticsError, Result};
 use super::time;
 use super::usage::{bound_text, clamp, parse_day};
 
-/// A slot's length in microseconds.
+/// A slot's, an hour's and a day's length in microseconds.
 const SLOT_MICROS: i64 = 15 * 60 * 1_000_000;
-/// The table alias the slot queries give `gw_usage_slots`.
-const S: &str = "s";
+const HOUR_MICROS: i64 = 60 * 60 * 1_000_000;
+const DAY_MICROS: i64 = 24 * HOUR_MICROS;
+/// The table alias the day queries give `gw_usage_days`.
+const D: &str = "d";
 
 /// Counts per bucket label: (visits, tokens issued, unique users — always 0 here).
 pub type Counts = HashMap<NaiveDate, (i64, i64, i64)>;
@@ -25,26 +29,34 @@ fn micros_to_time(micros: i64) -> Option<NaiveDateTime> {
     DateTime::from_timestamp_micros(micros).map(|t| t.naive_utc())
 }
 
-/// The slot boundaries at or before and at or after `t`.
-fn slot_floor(t: NaiveDateTime) -> NaiveDateTime {
+/// The boundaries of `unit` (microseconds) at or before, and at or after, `t`.
+fn floor(t: NaiveDateTime, unit: i64) -> NaiveDateTime {
     let micros = t.and_utc().timestamp_micros();
-    micros_to_time(micros - micros.rem_euclid(SLOT_MICROS)).unwrap_or(t)
+    micros_to_time(micros - micros.rem_euclid(unit)).unwrap_or(t)
 }
 
-fn slot_ceil(t: NaiveDateTime) -> NaiveDateTime {
-    let floor = slot_floor(t);
-    if floor == t {
+fn ceil(t: NaiveDateTime, unit: i64) -> NaiveDateTime {
+    let down = floor(t, unit);
+    if down == t {
         t
     } else {
-        micros_to_time(floor.and_utc().timestamp_micros() + SLOT_MICROS).unwrap_or(t)
+        micros_to_time(down.and_utc().timestamp_micros() + unit).unwrap_or(t)
     }
 }
 
-/// A half-open UTC range `[lo, hi)` split into whole slots (read from the rollup) and the
-/// slivers before and after them (read from raw rows).
+/// Which rollup a part of a range is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Slot,
+    Hour,
+    Day,
+}
+
+/// A half-open UTC range `[lo, hi)` split into parts read from the rollups, coarsest first
+/// where they fit, and the slivers off the slot grid (read from raw rows).
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Split {
-    slots: Option<(NaiveDateTime, NaiveDateTime)>,
+    parts: Vec<(Level, NaiveDateTime, NaiveDateTime)>,
     raw: Vec<(NaiveDateTime, NaiveDateTime)>,
 }
 
@@ -52,49 +64,86 @@ fn split(lo: NaiveDateTime, hi: NaiveDateTime) -> Split {
     if lo >= hi {
         return Split::default();
     }
-    let (first, last) = (slot_ceil(lo), slot_floor(hi));
-    if first >= last {
+    let (a, z) = (ceil(lo, SLOT_MICROS), floor(hi, SLOT_MICROS));
+    if a >= z {
         return Split {
-            slots: None,
+            parts: Vec::new(),
             raw: vec![(lo, hi)],
         };
     }
+    let mut parts = Vec::new();
+    nest(
+        &mut parts,
+        a,
+        z,
+        &[
+            (Level::Slot, SLOT_MICROS),
+            (Level::Hour, HOUR_MICROS),
+            (Level::Day, DAY_MICROS),
+        ],
+    );
     Split {
-        slots: Some((first, last)),
-        raw: [(lo, first), (last, hi)]
+        parts,
+        raw: [(lo, a), (z, hi)]
             .into_iter()
-            .filter(|(a, b)| a < b)
+            .filter(|(x, y)| x < y)
             .collect(),
     }
 }
 
-/// Conditions on `s.slot` for an optional UTC range; slots that begin before `lo` but
-/// reach into it are included (for listing the days with data).
-fn slot_filter(lo: Option<NaiveDateTime>, hi: Option<NaiveDateTime>) -> Condition {
+/// `[a, z)`, on the grid of `levels[0]`, as parts of that level around the whole units of the next.
+fn nest(
+    parts: &mut Vec<(Level, NaiveDateTime, NaiveDateTime)>,
+    a: NaiveDateTime,
+    z: NaiveDateTime,
+    levels: &[(Level, i64)],
+) {
+    let Some(&(level, _)) = levels.first() else {
+        return;
+    };
+    let Some(&(_, coarser)) = levels.get(1) else {
+        parts.push((level, a, z));
+        return;
+    };
+    let (inner_a, inner_z) = (ceil(a, coarser), floor(z, coarser));
+    if inner_a >= inner_z {
+        parts.push((level, a, z));
+        return;
+    }
+    if a < inner_a {
+        parts.push((level, a, inner_a));
+    }
+    nest(parts, inner_a, inner_z, &levels[1..]);
+    if inner_z < z {
+        parts.push((level, inner_z, z));
+    }
+}
+
+/// Conditions on the days rollup (`d.day`) for an optional UTC range; a day that begins
+/// before `lo` but reaches into it is included.
+fn day_filter(lo: Option<NaiveDateTime>, hi: Option<NaiveDateTime>) -> Condition {
     // In scope here only: its `min`/`max` would shadow `Ord`'s on dates elsewhere.
     use sea_orm::sea_query::ExprTrait;
-    let slot = || Expr::col((S, Alias::new("slot")));
+    let day = || Expr::col((D, Alias::new("day")));
     Condition::all()
-        .add_option(lo.map(|lo| slot().gte(slot_floor(clamp(lo)))))
-        .add_option(hi.map(|hi| slot().lt(clamp(hi))))
+        .add_option(lo.map(|lo| day().gte(floor(clamp(lo), DAY_MICROS))))
+        .add_option(hi.map(|hi| day().lt(clamp(hi))))
 }
 
 impl Analytics {
-    /// Counts per UTC date in the range (bounds on UTC midnights), summed from the slots.
+    /// Counts per UTC date in the range (bounds on UTC midnights), from the days rollup.
     pub(super) async fn slot_day_counts(
         &self,
         lo: Option<NaiveDateTime>,
         hi: Option<NaiveDateTime>,
     ) -> Result<Counts> {
-        let day = self.dialect.utc_day(S, "slot");
         let mut query = Query::select();
         query
-            .from_as(Alias::new("gw_usage_slots"), S)
-            .expr_as(day.clone(), "day")
-            .expr_as(Expr::cust("CAST(SUM(s.used) AS BIGINT)"), "visits")
-            .expr_as(Expr::cust("CAST(SUM(s.issued) AS BIGINT)"), "issued")
-            .cond_where(slot_filter(lo, hi))
-            .add_group_by([day]);
+            .from_as(Alias::new("gw_usage_days"), D)
+            .expr_as(self.dialect.utc_day(D, "day"), "day")
+            .expr_as(Expr::col((D, Alias::new("used"))), "visits")
+            .expr_as(Expr::col((D, Alias::new("issued"))), "issued")
+            .cond_where(day_filter(lo, hi));
         let rows = self
             .all("usage_by_day_rollup", self.dialect.build(&query))
             .await?;
@@ -111,19 +160,17 @@ impl Analytics {
         Ok(counts)
     }
 
-    /// The UTC dates with tokens in the range, from the slots.
+    /// The UTC dates with tokens in the range, from the days rollup.
     pub(super) async fn slot_days_with_data(
         &self,
         lo: Option<NaiveDateTime>,
         hi: Option<NaiveDateTime>,
     ) -> Result<Vec<NaiveDate>> {
-        let day = self.dialect.utc_day(S, "slot");
         let mut query = Query::select();
         query
-            .from_as(Alias::new("gw_usage_slots"), S)
-            .expr_as(day.clone(), "day")
-            .cond_where(slot_filter(lo, hi))
-            .add_group_by([day]);
+            .from_as(Alias::new("gw_usage_days"), D)
+            .expr_as(self.dialect.utc_day(D, "day"), "day")
+            .cond_where(day_filter(lo, hi));
         let rows = self.all("usage_days", self.dialect.build(&query)).await?;
         let mut days = Vec::with_capacity(rows.len());
         for row in rows {
@@ -144,14 +191,14 @@ impl Analytics {
         if buckets.is_empty() {
             return Ok(HashMap::new());
         }
-        let (mut slot_segments, mut raw_segments) = (Vec::new(), Vec::new());
+        let (mut levels, mut raw_segments) = ([Vec::new(), Vec::new(), Vec::new()], Vec::new());
         let mut off_grid = 0usize;
         for (idx, b) in buckets.iter().enumerate() {
             let lo = clamp(range_lo.map_or(b.start.naive_utc(), |r| r.max(b.start.naive_utc())));
             let hi = clamp(range_hi.map_or(b.end.naive_utc(), |r| r.min(b.end.naive_utc())));
             let parts = split(lo, hi);
-            if let Some((a, z)) = parts.slots {
-                slot_segments.push((idx, bound_text(a), bound_text(z)));
+            for (level, a, z) in parts.parts {
+                levels[level as usize].push((idx, bound_text(a), bound_text(z)));
             }
             if !parts.raw.is_empty() {
                 off_grid += 1;
@@ -177,18 +224,35 @@ impl Analytics {
         let json = |segments: &Vec<(usize, String, String)>| {
             serde_json::to_string(segments).map_err(|e| AnalyticsError::Internal(e.to_string()))
         };
-        let (slots_json, raw_json) = (json(&slot_segments)?, json(&raw_segments)?);
+        let [slots, hours, days] = levels;
         // Joins on row sources from JSON: beyond the query builder, so written by hand.
         let mut sql = self.dialect.raw();
-        sql.push("WITH ss AS (");
-        self.dialect.segments_from_json(&mut sql, slots_json);
-        sql.push("), rs AS (");
-        self.dialect.segments_from_json(&mut sql, raw_json);
+        for (i, (name, segments)) in [
+            ("ss", &slots),
+            ("hs", &hours),
+            ("ds", &days),
+            ("rs", &raw_segments),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            sql.push(if i == 0 { "WITH " } else { ", " })
+                .push(name)
+                .push(" AS (");
+            self.dialect.segments_from_json(&mut sql, json(segments)?);
+            sql.push(")");
+        }
         sql.push(
-            ") SELECT x.idx AS idx, CAST(SUM(x.visits) AS BIGINT) AS visits, \
+            " SELECT x.idx AS idx, CAST(SUM(x.visits) AS BIGINT) AS visits, \
              CAST(SUM(x.issued) AS BIGINT) AS issued FROM ( \
                SELECT ss.idx AS idx, s.used AS visits, s.issued AS issued \
                FROM ss JOIN gw_usage_slots s ON s.slot >= ss.lo AND s.slot < ss.hi \
+               UNION ALL \
+               SELECT hs.idx AS idx, h.used AS visits, h.issued AS issued \
+               FROM hs JOIN gw_usage_hours h ON h.hour >= hs.lo AND h.hour < hs.hi \
+               UNION ALL \
+               SELECT ds.idx AS idx, d.used AS visits, d.issued AS issued \
+               FROM ds JOIN gw_usage_days d ON d.day >= ds.lo AND d.day < ds.hi \
                UNION ALL \
                SELECT rs.idx AS idx, COUNT(t.used_at) AS visits, COUNT(*) AS issued \
                FROM rs JOIN tokens t ON t.created_at >= rs.lo AND t.created_at < rs.hi \
@@ -220,26 +284,65 @@ mod tests {
     }
 
     #[test]
-    fn ranges_split_into_whole_slots_and_raw_slivers() {
-        // On the grid: slots only.
+    fn ranges_split_into_days_hours_slots_and_raw_slivers() {
+        use Level::{Day, Hour, Slot};
+        // A New York day in winter: hours around no whole day.
         assert_eq!(
             split(t("2024-01-01 05:00:00"), t("2024-01-02 05:00:00")),
             Split {
-                slots: Some((t("2024-01-01 05:00:00"), t("2024-01-02 05:00:00"))),
+                parts: vec![(Hour, t("2024-01-01 05:00:00"), t("2024-01-02 05:00:00"))],
                 raw: vec![],
             }
         );
-        // New York's local mean time (-4:56:02): slivers at both ends.
+        // Kathmandu's +5:45 week: slots, hours, whole days, hours, slots.
         assert_eq!(
-            split(t("1880-01-01 04:56:02"), t("1880-01-02 04:56:02")),
-            Split {
-                slots: Some((t("1880-01-01 05:00:00"), t("1880-01-02 04:45:00"))),
-                raw: vec![
-                    (t("1880-01-01 04:56:02"), t("1880-01-01 05:00:00")),
-                    (t("1880-01-02 04:45:00"), t("1880-01-02 04:56:02")),
-                ],
-            }
+            split(t("2024-01-07 18:15:00"), t("2024-01-14 18:15:00")).parts,
+            vec![
+                (Slot, t("2024-01-07 18:15:00"), t("2024-01-07 19:00:00")),
+                (Hour, t("2024-01-07 19:00:00"), t("2024-01-08 00:00:00")),
+                (Day, t("2024-01-08 00:00:00"), t("2024-01-14 00:00:00")),
+                (Hour, t("2024-01-14 00:00:00"), t("2024-01-14 18:00:00")),
+                (Slot, t("2024-01-14 18:00:00"), t("2024-01-14 18:15:00")),
+            ]
         );
+        // New York's local mean time (-4:56:02): raw slivers at both ends.
+        let lmt = split(t("1880-01-01 04:56:02"), t("1880-01-02 04:56:02"));
+        assert_eq!(
+            lmt.raw,
+            vec![
+                (t("1880-01-01 04:56:02"), t("1880-01-01 05:00:00")),
+                (t("1880-01-02 04:45:00"), t("1880-01-02 04:56:02")),
+            ]
+        );
+        assert_eq!(
+            lmt.parts.first(),
+            Some(&(Hour, t("1880-01-01 05:00:00"), t("1880-01-02 04:00:00")))
+        );
+        assert_eq!(
+            lmt.parts.last(),
+            Some(&(Slot, t("1880-01-02 04:00:00"), t("1880-01-02 04:45:00")))
+        );
+        // Every split covers its range exactly, without overlap.
+        for (lo, hi) in [
+            ("2024-01-01 05:00:00", "2024-01-02 05:00:00"),
+            ("1880-01-01 04:56:02", "1880-03-01 04:56:02"),
+            ("2023-12-31 23:59:59.5", "2024-02-01 00:00:00.25"),
+        ] {
+            let parts = split(t(lo), t(hi));
+            let mut pieces: Vec<_> = parts
+                .parts
+                .iter()
+                .map(|(_, a, z)| (*a, *z))
+                .chain(parts.raw)
+                .collect();
+            pieces.sort();
+            assert_eq!(pieces.first().map(|p| p.0), Some(t(lo)));
+            assert_eq!(pieces.last().map(|p| p.1), Some(t(hi)));
+            assert!(
+                pieces.windows(2).all(|w| w[0].1 == w[1].0),
+                "{lo}..{hi}: {pieces:?}"
+            );
+        }
         // Inside one slot: raw only; empty: nothing.
         assert_eq!(
             split(t("2024-01-01 05:01:00"), t("2024-01-01 05:14:59.5")).raw,
@@ -251,11 +354,11 @@ mod tests {
         );
         // Before 1970 the grid still holds (floor, not truncation toward zero).
         assert_eq!(
-            slot_floor(t("1969-12-31 23:59:59.9")),
+            floor(t("1969-12-31 23:59:59.9"), SLOT_MICROS),
             t("1969-12-31 23:45:00")
         );
         assert_eq!(
-            slot_ceil(t("1969-12-31 23:45:00.1")),
+            ceil(t("1969-12-31 23:45:00.1"), SLOT_MICROS),
             t("1970-01-01 00:00:00")
         );
     }

@@ -42,8 +42,29 @@ const POSTGRES_FOLD_SLOTS: &str = "WITH d AS (DELETE FROM gw_rollup_dirty_slots 
           GROUP BY k.slot), \
     gone AS (DELETE FROM gw_usage_slots s USING f WHERE s.slot = f.slot AND f.issued = 0 RETURNING 1), \
     put AS (INSERT INTO gw_usage_slots (slot, issued, used) SELECT slot, issued, used FROM f WHERE issued > 0 \
-            ON CONFLICT (slot) DO UPDATE SET issued = EXCLUDED.issued, used = EXCLUDED.used RETURNING 1) \
+            ON CONFLICT (slot) DO UPDATE SET issued = EXCLUDED.issued, used = EXCLUDED.used RETURNING 1), \
+    done AS (INSERT INTO gw_rollup_folded_slots (slot) SELECT slot FROM k RETURNING 1) \
     SELECT COUNT(*) AS n FROM k";
+
+/// The hours, then the days, of the slots just folded, summed again from the level below
+/// (a later statement of the same transaction: it sees the new slots, then the new hours).
+const POSTGRES_FOLD_COARSER: [&str; 3] = [
+    "WITH h AS (SELECT DISTINCT date_trunc('hour', slot) AS hour FROM gw_rollup_folded_slots), \
+    f AS (SELECT h.hour, COALESCE(SUM(s.issued), 0) AS issued, COALESCE(SUM(s.used), 0) AS used FROM h \
+          LEFT JOIN gw_usage_slots s ON s.slot >= h.hour AND s.slot < h.hour + INTERVAL '1 hour' GROUP BY h.hour), \
+    gone AS (DELETE FROM gw_usage_hours x USING f WHERE x.hour = f.hour AND f.issued = 0 RETURNING 1), \
+    put AS (INSERT INTO gw_usage_hours (hour, issued, used) SELECT hour, issued, used FROM f WHERE issued > 0 \
+            ON CONFLICT (hour) DO UPDATE SET issued = EXCLUDED.issued, used = EXCLUDED.used RETURNING 1) \
+    SELECT COUNT(*) AS n FROM h",
+    "WITH d AS (SELECT DISTINCT date_trunc('day', slot) AS day FROM gw_rollup_folded_slots), \
+    f AS (SELECT d.day, COALESCE(SUM(x.issued), 0) AS issued, COALESCE(SUM(x.used), 0) AS used FROM d \
+          LEFT JOIN gw_usage_hours x ON x.hour >= d.day AND x.hour < d.day + INTERVAL '1 day' GROUP BY d.day), \
+    gone AS (DELETE FROM gw_usage_days y USING f WHERE y.day = f.day AND f.issued = 0 RETURNING 1), \
+    put AS (INSERT INTO gw_usage_days (day, issued, used) SELECT day, issued, used FROM f WHERE issued > 0 \
+            ON CONFLICT (day) DO UPDATE SET issued = EXCLUDED.issued, used = EXCLUDED.used RETURNING 1) \
+    SELECT COUNT(*) AS n FROM d",
+    "DELETE FROM gw_rollup_folded_slots",
+];
 
 const POSTGRES_FOLD_USERS: &str = "WITH d AS (DELETE FROM gw_rollup_dirty_users RETURNING user_id), \
     k AS (SELECT DISTINCT user_id FROM d), \
@@ -66,13 +87,30 @@ const POSTGRES_FOLD_USERS: &str = "WITH d AS (DELETE FROM gw_rollup_dirty_users 
 
 /// SQLite: one transaction, its first statement a write (so it holds the write lock from
 /// the start); the `RETURNING` of each log deletion counts the keys folded.
-const SQLITE_FOLD_SLOTS: [&str; 3] = [
+const SQLITE_FOLD_SLOTS: [&str; 7] = [
     "DELETE FROM gw_usage_slots WHERE slot IN (SELECT slot FROM gw_rollup_dirty_slots)",
     "INSERT INTO gw_usage_slots (slot, issued, used) \
      SELECT d.slot, COUNT(*), COUNT(t.used_at) FROM gw_rollup_dirty_slots d \
      JOIN tokens t ON t.created_at >= d.slot \
       AND t.created_at < strftime('%Y-%m-%d %H:%M:%S', d.slot, '+15 minutes') \
      GROUP BY d.slot",
+    // Their hours, then their days, from the level below.
+    "DELETE FROM gw_usage_hours WHERE hour IN \
+     (SELECT substr(slot, 1, 13) || ':00:00' FROM gw_rollup_dirty_slots)",
+    "INSERT INTO gw_usage_hours (hour, issued, used) \
+     SELECT h.hour, SUM(s.issued), SUM(s.used) \
+     FROM (SELECT DISTINCT substr(slot, 1, 13) || ':00:00' AS hour FROM gw_rollup_dirty_slots) h \
+     JOIN gw_usage_slots s ON s.slot >= h.hour \
+      AND s.slot < strftime('%Y-%m-%d %H:%M:%S', h.hour, '+1 hour') \
+     GROUP BY h.hour",
+    "DELETE FROM gw_usage_days WHERE day IN \
+     (SELECT substr(slot, 1, 10) || ' 00:00:00' FROM gw_rollup_dirty_slots)",
+    "INSERT INTO gw_usage_days (day, issued, used) \
+     SELECT d.day, SUM(x.issued), SUM(x.used) \
+     FROM (SELECT DISTINCT substr(slot, 1, 10) || ' 00:00:00' AS day FROM gw_rollup_dirty_slots) d \
+     JOIN gw_usage_hours x ON x.hour >= d.day \
+      AND x.hour < strftime('%Y-%m-%d %H:%M:%S', d.day, '+1 day') \
+     GROUP BY d.day",
     "DELETE FROM gw_rollup_dirty_slots RETURNING slot",
 ];
 
@@ -172,12 +210,16 @@ pub async fn fold_tagged(db: &DatabaseConnection, tag: Option<&str>) -> Result<F
     let txn = db.begin().await?;
     let folded = if backend == DbBackend::Sqlite {
         let mut keys = [0u64; 2];
-        let slots = SQLITE_FOLD_SLOTS.map(str::to_owned);
-        for (n, statements) in keys.iter_mut().zip([slots, sqlite_fold_users()]) {
-            let [clear, put, done] = statements;
-            txn.execute_unprepared(&clear).await?;
-            txn.execute_unprepared(&put).await?;
-            *n = txn.query_all_raw(stmt(backend, &done)).await?.len() as u64;
+        let slots: Vec<String> = SQLITE_FOLD_SLOTS.iter().map(|s| (*s).to_owned()).collect();
+        for (n, statements) in keys.iter_mut().zip([slots, sqlite_fold_users().to_vec()]) {
+            // The last statement empties the log and names what it folded.
+            let Some((done, steps)) = statements.split_last() else {
+                continue;
+            };
+            for step in steps {
+                txn.execute_unprepared(step).await?;
+            }
+            *n = txn.query_all_raw(stmt(backend, done)).await?.len() as u64;
         }
         Folded {
             slots: keys[0],
@@ -187,8 +229,12 @@ pub async fn fold_tagged(db: &DatabaseConnection, tag: Option<&str>) -> Result<F
         lock(&txn, tag).await?;
         txn.execute_unprepared("SET LOCAL work_mem = '64MB'")
             .await?;
+        let slots = count(scalar(&txn, &tagged(POSTGRES_FOLD_SLOTS), "n").await?);
+        for sql in POSTGRES_FOLD_COARSER {
+            txn.execute_unprepared(&tagged(sql)).await?;
+        }
         Folded {
-            slots: count(scalar(&txn, &tagged(POSTGRES_FOLD_SLOTS), "n").await?),
+            slots,
             users: count(scalar(&txn, &tagged(POSTGRES_FOLD_USERS), "n").await?),
         }
     };
@@ -203,7 +249,9 @@ async fn vacuum_log(db: &DatabaseConnection, folded: Folded) {
     if db.get_database_backend() != DbBackend::Postgres || folded.slots.max(folded.users) < 1_000 {
         return;
     }
-    let sql = "VACUUM gw_rollup_dirty_slots, gw_rollup_dirty_users";
+    // The rollups too: a rebuild rewrote them, and counts read their indexes alone only
+    // once the visibility map is set.
+    let sql = "VACUUM (ANALYZE) gw_rollup_dirty_slots, gw_rollup_dirty_users, gw_usage_slots, gw_user_visits";
     if let Err(e) = db.execute_unprepared(sql).await {
         tracing::warn!(error = %e, "vacuuming the rollup log failed");
     }
@@ -391,8 +439,37 @@ pub async fn verify(db: &DatabaseConnection) -> Result<Verdict, DbErr> {
         .into_iter()
         .map(|r| r.try_get("", "user_id"))
         .collect::<Result<_, _>>()?;
+    let rolled_hours = slots(
+        &txn,
+        "SELECT hour AS slot, issued, used FROM gw_usage_hours",
+    )
+    .await?;
+    let rolled_days = slots(&txn, "SELECT day AS slot, issued, used FROM gw_usage_days").await?;
     txn.commit().await?;
+    // The hours and days the raw slots sum to, and those a pending slot makes pending.
+    let by = |round: fn(NaiveDateTime) -> NaiveDateTime| {
+        let mut sums: BTreeMap<NaiveDateTime, SlotRow> = BTreeMap::new();
+        for (slot, row) in &raw_slots {
+            let sum = sums
+                .entry(round(*slot))
+                .or_insert(SlotRow { issued: 0, used: 0 });
+            sum.issued += row.issued;
+            sum.used += row.used;
+        }
+        let pending: HashSet<NaiveDateTime> = pending_slots.iter().map(|s| round(*s)).collect();
+        (sums, pending)
+    };
+    let hour = |t: NaiveDateTime| {
+        t.date()
+            .and_hms_opt(chrono::Timelike::hour(&t), 0, 0)
+            .unwrap_or(t)
+    };
+    let day = |t: NaiveDateTime| t.date().and_hms_opt(0, 0, 0).unwrap_or(t);
+    let (raw_hours, pending_hours) = by(hour);
+    let (raw_days, pending_days) = by(day);
     let difference = first_difference("usage slot", &rolled_slots, &raw_slots, &pending_slots)
+        .or_else(|| first_difference("usage hour", &rolled_hours, &raw_hours, &pending_hours))
+        .or_else(|| first_difference("usage day", &rolled_days, &raw_days, &pending_days))
         .or_else(|| first_difference("user", &rolled_users, &raw_users, &pending_users));
     Ok(match difference {
         Some(d) => Verdict::Differs(d),

@@ -76,6 +76,18 @@ impl AppError {
     }
 }
 
+impl From<crate::analytics::AnalyticsError> for AppError {
+    fn from(e: crate::analytics::AnalyticsError) -> Self {
+        use crate::analytics::AnalyticsError as E;
+        match e {
+            E::BadInput { message, .. } => Self::BadRequest(message),
+            E::Unavailable => Self::DatabaseUnavailable,
+            E::Timeout => Self::Timeout,
+            E::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
 /// An error answer: `status` with the one JSON error body.
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(codes::error_body(code, message))).into_response()

@@ -6,11 +6,12 @@ use axum::body::Bytes;
 
 use crate::analytics::cache::{CacheKey, ENTRY_OVERHEAD, SwrCache, entry_size};
 
-/// The operation names the legacy reports run under (their metrics and log label).
+/// The legacy reports' labels in the rendered-body cache and logs (daily usage also runs
+/// as the GraphQL operation of that name).
 pub const DAILY_USAGE_OPERATION: &str = "LegacyDailyUsage";
 pub const USER_VISITS_OPERATION: &str = "LegacyUserVisits";
 
-/// The two legacy reports: each a fixed GraphQL operation and a body writer.
+/// The two legacy reports, each with its body writer in `reports`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LegacyReport {
     DailyUsage,
@@ -28,7 +29,7 @@ impl CacheKey for LegacyReport {
 
 /// The rendered bodies, fresh as long as their data is: a dashboard polling a
 /// report gets the bytes without re-running the operation and re-serialising
-/// thousands of rows. A miss takes the GraphQL road as always. A body has no stale
+/// thousands of rows. A miss reads the analytics layer as always. A body has no stale
 /// window of its own: its data comes through the report cache, which says when it is
 /// stale, and a body of stale data is served (marked) but not kept.
 pub type RenderedCache = SwrCache<LegacyReport, Bytes>;

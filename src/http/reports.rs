@@ -1,4 +1,5 @@
-//! `/api/reports/*`: each runs a fixed GraphQL operation on the shared schema and writes the legacy bytes.
+//! `/api/reports/*`: daily usage runs a fixed GraphQL operation on the shared schema, user visits
+//! reads the analytics pages `visitsPerUser` resolves; each writes the legacy bytes.
 //!
 //! The legacy (Flask) app wrote compact JSON with one trailing newline, keys in
 //! insertion order, and Python's `str(datetime)` for `joined_at`; clients parse
@@ -10,7 +11,7 @@ use async_graphql::{Request, Variables};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, NaiveDateTime, Timelike};
+use chrono::{NaiveDateTime, Timelike};
 use serde_json::{Value, json};
 
 use std::sync::Arc;
@@ -20,17 +21,14 @@ use axum::body::Bytes;
 use axum::http::HeaderValue;
 
 use crate::analytics::cache::{Cached, Failure, Freshness, Source};
+use crate::analytics::visits::{Cursor, VisitsFilter, VisitsOrder};
 use crate::http::error::AppError;
 use crate::http::graphql::{Context, with_context};
-use crate::http::rendered::{DAILY_USAGE_OPERATION, LegacyReport, USER_VISITS_OPERATION};
+use crate::http::rendered::{DAILY_USAGE_OPERATION, LegacyReport};
 use crate::http::state::AppState;
 
 pub const DAILY_USAGE_QUERY: &str =
     "query LegacyDailyUsage { usageByDay(granularity: DAY, timezone: \"UTC\") { date visits } }";
-
-pub const USER_VISITS_QUERY: &str = "query LegacyUserVisits($first: Int!, $after: String) { \
-    visitsPerUser(first: $first, after: $after, orderBy: USER_ID_ASC) { \
-    edges { node { userId visits joinedAt } } pageInfo { hasNextPage endCursor } } }";
 
 async fn run(
     state: &AppState,
@@ -138,7 +136,7 @@ async fn render(
     let freshness = Arc::new(Freshness::default());
     let body = match report {
         LegacyReport::DailyUsage => daily_usage_body(state, context, &freshness).await?,
-        LegacyReport::UserVisits => user_visits_body(state, context, &freshness).await?,
+        LegacyReport::UserVisits => user_visits_body(state, &freshness).await?,
     };
     let (age, source) = freshness.get().unwrap_or((Duration::ZERO, Source::Miss));
     Ok(Cached {
@@ -203,54 +201,52 @@ async fn daily_usage_body(
     Ok(body)
 }
 
+/// Rows per read of the per-user rollup while writing the user-visits body.
+const USER_VISITS_PAGE: usize = 10_000;
+
+/// The user-visits body, from the same paged analytics call as `visitsPerUser` (every user
+/// with tokens, by user id, keyset pages of the rollup), written as it is read. It does not
+/// go through the GraphQL executor: at 100,000 users that costs about a second in resolvers
+/// for 100,000 edges, where reading and writing the rows directly takes a tenth of it.
 async fn user_visits_body(
     state: &AppState,
-    context: &Context,
     freshness: &Arc<Freshness>,
 ) -> Result<String, AppError> {
-    let first = state.analytics.limits().max_page_size;
+    let filter = VisitsFilter {
+        min_visits: None,
+        active_only: false,
+        from: None,
+        to: None,
+        timezone: chrono_tz::UTC,
+    };
+    let order = VisitsOrder::UserIdAsc;
     let mut body = String::from("{");
-    let mut after: Option<String> = None;
+    let mut after: Option<Cursor> = None;
     loop {
-        let data = run(
-            state,
-            context,
-            freshness,
-            USER_VISITS_OPERATION,
-            USER_VISITS_QUERY,
-            json!({ "first": first, "after": after }),
-        )
-        .await?;
-        let connection = &data["visitsPerUser"];
-        let edges = connection["edges"]
-            .as_array()
-            .ok_or_else(|| shape_error("edges"))?;
-        for edge in edges {
-            let node = &edge["node"];
-            let user_id = node["userId"]
-                .as_i64()
-                .ok_or_else(|| shape_error("userId"))?;
-            let visits = node["visits"]
-                .as_i64()
-                .ok_or_else(|| shape_error("visits"))?;
-            let joined = node["joinedAt"]
-                .as_str()
-                .ok_or_else(|| shape_error("joinedAt"))?;
-            let joined = DateTime::parse_from_rfc3339(joined)
-                .map_err(|_| shape_error("joinedAt format"))?
-                .naive_utc();
+        let page = state
+            .analytics
+            .visits_page(&filter, order, after.as_ref(), USER_VISITS_PAGE, false)
+            .await?;
+        freshness.record(&page);
+        for row in &page.value.rows {
             if body.len() > 1 {
                 body.push(',');
             }
             let _ = write!(
                 body,
-                "\"{user_id}\":{{\"joined_at\":\"{}\",\"visits\":{visits}}}",
-                python_datetime(joined)
+                "\"{}\":{{\"joined_at\":\"{}\",\"visits\":{}}}",
+                row.user_id,
+                python_datetime(row.joined_at),
+                row.visits
             );
         }
-        let info = &connection["pageInfo"];
-        match (info["hasNextPage"].as_bool(), info["endCursor"].as_str()) {
-            (Some(true), Some(cursor)) => after = Some(cursor.to_owned()),
+        match (page.value.has_next, page.value.rows.last()) {
+            (true, Some(last)) => {
+                after = Some(Cursor {
+                    order,
+                    key: last.clone(),
+                });
+            }
             _ => break,
         }
     }

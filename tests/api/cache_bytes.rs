@@ -211,8 +211,14 @@ async fn a_failed_background_refresh_is_counted_and_the_stale_answer_served(
     let fresh = app.graphql(QUERY, json!({})).await;
     assert!(fresh.get("errors").is_none(), "{fresh}");
     tokio::time::sleep(Duration::from_millis(400)).await;
-    // Every statement on tokens and on the slot rollup now fails, whichever backend.
-    for (table, away) in [("tokens", "tokens_away"), ("gw_usage_slots", "slots_away")] {
+    // Every statement on tokens and on the usage rollups now fails, whichever backend.
+    const AWAY: [(&str, &str); 4] = [
+        ("tokens", "tokens_away"),
+        ("gw_usage_slots", "slots_away"),
+        ("gw_usage_hours", "hours_away"),
+        ("gw_usage_days", "days_away"),
+    ];
+    for (table, away) in AWAY {
         app.db
             .execute_unprepared(&format!("ALTER TABLE {table} RENAME TO {away}"))
             .await
@@ -235,7 +241,7 @@ async fn a_failed_background_refresh_is_counted_and_the_stale_answer_served(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for (table, away) in [("tokens", "tokens_away"), ("gw_usage_slots", "slots_away")] {
+    for (table, away) in AWAY {
         app.db
             .execute_unprepared(&format!("ALTER TABLE {away} RENAME TO {table}"))
             .await

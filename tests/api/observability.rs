@@ -179,7 +179,7 @@ async fn a_thousand_made_up_operation_names_leave_the_label_bounded() {
 }
 
 #[tokio::test]
-async fn rest_reports_are_measured_as_their_graphql_operations() {
+async fn rest_reports_are_measured_by_operation_route_and_query() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     app.insert(
         &[crate::reference::user(1, "2023-01-01 00:00:00", true)],
@@ -203,13 +203,15 @@ async fn rest_reports_are_measured_as_their_graphql_operations() {
         1.0,
         "{text}"
     );
+    // user_visits reads the analytics pages directly: measured by its route.
     assert_eq!(
         value(
             &text,
-            "graphql_operations_total",
-            r#"operation="LegacyUserVisits",outcome="ok",type="query""#
+            "http_requests_total",
+            r#"method="GET",route="/api/reports/user_visits",status="200""#
         ),
-        1.0
+        1.0,
+        "{text}"
     );
     assert!(
         value(
