@@ -1,4 +1,4 @@
-//! The rollups (`gw_usage_slots`, `gw_user_visits`) stay exact under every kind of write,
+//! The rollups (`gw_usage_slots`, its hours and days, `gw_user_visits`) stay exact under every kind of write,
 //! the reports equal a raw-row reference, parallel writers never deadlock, a tampered
 //! rollup fails `rollup verify`, and the rollup metrics move.
 //!
@@ -189,6 +189,38 @@ fn assert_same<K: Ord + std::fmt::Debug, V: PartialEq + std::fmt::Debug>(
     }
 }
 
+/// Token counts summed per UTC hour or day (`secs` long) of `created_at`, from raw rows.
+fn sums(tokens: &[tokens::Model], secs: i64) -> Slots {
+    let mut out = Slots::new();
+    for t in tokens {
+        let at = t.created_at.and_utc().timestamp().div_euclid(secs) * secs;
+        let key = DateTime::from_timestamp(at, 0)
+            .expect("in range")
+            .naive_utc();
+        let e = out.entry(key).or_default();
+        e.0 += 1;
+        e.1 += i64::from(t.used_at.is_some());
+    }
+    out
+}
+
+async fn level_rows(db: &impl ConnectionTrait, sql: &str) -> Slots {
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .map(|r| {
+            (
+                r.try_get("", "k").expect("k"),
+                (
+                    r.try_get("", "issued").expect("issued"),
+                    r.try_get("", "used").expect("used"),
+                ),
+            )
+        })
+        .collect()
+}
+
 /// Folds, then compares both rollups row by row with the Rust reference, and `verify`.
 pub async fn assert_rollups_exact(db: &DatabaseConnection, what: &str) {
     rollup::fold(db).await.expect("fold");
@@ -197,6 +229,18 @@ pub async fn assert_rollups_exact(db: &DatabaseConnection, what: &str) {
     let (got_slots, got_users) = rollup_rows(db).await;
     assert_same(&got_slots, &want_slots, &format!("{what}: gw_usage_slots"));
     assert_same(&got_users, &want_users, &format!("{what}: gw_user_visits"));
+    let hours = level_rows(db, "SELECT hour AS k, issued, used FROM gw_usage_hours").await;
+    assert_same(
+        &hours,
+        &sums(&tokens, 3_600),
+        &format!("{what}: gw_usage_hours"),
+    );
+    let days = level_rows(db, "SELECT day AS k, issued, used FROM gw_usage_days").await;
+    assert_same(
+        &days,
+        &sums(&tokens, 86_400),
+        &format!("{what}: gw_usage_days"),
+    );
     assert_eq!(
         rollup::verify(db).await.expect("verify"),
         Verdict::Match {
@@ -889,6 +933,11 @@ async fn a_tampered_rollup_fails_verify_naming_the_key_until_rebuilt(#[case] bac
             format!("user {user}: missing from the rollup"),
         ),
         (
+            "UPDATE gw_usage_days SET used = used + 1 WHERE day = (SELECT MIN(day) FROM gw_usage_days)"
+                .to_owned(),
+            "usage day ".to_owned(),
+        ),
+        (
             "INSERT INTO gw_usage_slots (slot, issued, used) VALUES ('1999-01-01 00:00:00', 1, 0)".to_owned(),
             "usage slot 1999-01-01 00:00:00: the rollup has issued=1 used=0, the raw rows have nothing there"
                 .to_owned(),
@@ -919,7 +968,7 @@ async fn a_tampered_rollup_fails_verify_naming_the_key_until_rebuilt(#[case] bac
     let good: i64 = checks.try_get("", "good").expect("good");
     assert_eq!(
         (n, good),
-        (7, 4),
+        (9, 5),
         "{backend:?}: one gw_rollup_checks row per verify"
     );
     db.close().await.ok();
