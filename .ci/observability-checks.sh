@@ -27,6 +27,9 @@
 #    report is asked for. Prometheus must then show the verify result (1, and
 #    recent), keys folded by the background fold, fold durations, a raw
 #    fallback, both pending-key series; the fallback's log line must be there.
+# 9. prometheus/rollup-alerts.yml: `promtool check rules`, `promtool test rules`
+#    on its unit tests, and loaded into the Prometheus above: every rule
+#    evaluates without error on the gateway's series, and none fires.
 #
 # Prints `observability-checks: N passed, N failed`; exits 1 on any failure.
 set -euo pipefail
@@ -37,6 +40,8 @@ BIN="${1:-target/debug/coworking-gateway}"
 DASHBOARD=grafana/dashboards/coworking-gateway.json
 CLOUDWATCH_DIR=cloudwatch
 ADAPTER_RULES=k8s/prometheus-adapter-rules.yaml
+ALERT_RULES=prometheus/rollup-alerts.yml
+ALERT_TESTS=prometheus/rollup-alerts.test.yml
 # Target labels Prometheus adds in the cluster (ServiceMonitor / kubernetes_sd).
 JOB=coworking-gateway
 NAMESPACE=coworking
@@ -411,6 +416,27 @@ def sqlite_write(path, round_no):
     con.close()
 
 
+def rules_health(base):
+    """Every loaded rule evaluated without error; no alert fires on a healthy gateway."""
+    with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=15) as resp:
+        groups = json.load(resp)["data"]["groups"]
+    rules = [r for g in groups for r in g["rules"]]
+    if not rules:
+        print("FAIL no rules loaded from the alert rule file")
+    for r in rules:
+        if r.get("health") != "ok" or r.get("lastError"):
+            print(f"FAIL rule {r['name']}: health {r.get('health')} {r.get('lastError', '')}")
+        elif r.get("state") not in (None, "inactive"):
+            print(f"FAIL rule {r['name']} is {r['state']} on a healthy gateway")
+        else:
+            # The expression without its comparison must select the gateway's series.
+            status, result = prom_query(base, r["query"].split(">")[0].split("==")[0])
+            if status == "success" and result:
+                print(f"ok   rule {r['name']}: evaluated, inactive, {len(result)} series under its condition")
+            else:
+                print(f"FAIL rule {r['name']}: its expression selects nothing ({result})")
+
+
 def label_values_in_scrape(metrics_file, metric, label):
     values = set()
     for line in Path(metrics_file).read_text().splitlines():
@@ -428,7 +454,8 @@ if __name__ == "__main__":
      "dashboard-exprs": dashboard_exprs, "query-has-series": query_has_series,
      "wait-series": lambda *a: sys.exit(wait_series(*a)), "logs-check": logs_check,
      "adapter-query": adapter_query, "made-up-operations": made_up_operations,
-     "label-values": label_values_in_scrape, "sqlite-write": sqlite_write}[cmd](*args)
+     "label-values": label_values_in_scrape, "sqlite-write": sqlite_write,
+     "rules-health": rules_health}[cmd](*args)
 PY
 
 # Runs the helper and counts its ok/FAIL lines; a crash is one failure.
@@ -482,6 +509,20 @@ fi
 section "dashboard structure"
 py dashboard-structure "$DASHBOARD"
 
+section "alerting rules ($ALERT_RULES)"
+if out="$(promtool check rules "$ALERT_RULES" 2>&1)"; then
+  pass "promtool check rules: $(echo "$out" | grep -o '[0-9]* rules found' || true)"
+else
+  fail "promtool check rules:"
+  echo "$out" | sed 's/^/       /'
+fi
+if out="$(cd "$(dirname "$ALERT_TESTS")" && promtool test rules "$(basename "$ALERT_TESTS")" 2>&1)"; then
+  pass "promtool test rules $ALERT_TESTS"
+else
+  fail "promtool test rules $ALERT_TESTS:"
+  echo "$out" | sed 's/^/       /'
+fi
+
 # ---- start the gateway ----------------------------------------------------------
 section "gateway"
 app_port="$(python3 "$work/obs.py" free-port)"
@@ -521,6 +562,8 @@ global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
+rule_files:
+  - $(realpath "$ALERT_RULES")
 scrape_configs:
   - job_name: $JOB
     metrics_path: /metrics
@@ -644,6 +687,7 @@ if grep -q '"report buckets counted from raw rows, not the rollup"' "$work/gatew
 else
   fail "no 'report buckets counted from raw rows' log line"
 fi
+py rules-health "$prom"
 
 # ---- CloudWatch queries vs the JSON log lines ---------------------------------------------
 section "cloudwatch/*.logsinsights fields vs the gateway's JSON log lines"
