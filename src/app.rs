@@ -69,6 +69,7 @@ impl Application {
             },
             cache,
             metrics.refresh_failures("reports"),
+            metrics.rollup.clone(),
         );
         let schema = graphql::build_schema(
             analytics.clone(),

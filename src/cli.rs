@@ -55,10 +55,23 @@ pub enum Command {
         #[arg(long)]
         append: bool,
     },
+    /// Check or rebuild the rollups the reports read (migrates first).
+    Rollup {
+        #[command(subcommand)]
+        action: RollupAction,
+    },
     /// Print the GraphQL schema (SDL).
     Schema,
     /// Exit 0 when the local gateway's liveness probe answers 200 (for container health checks).
     Healthcheck,
+}
+
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollupAction {
+    /// Compare every rollup row with the raw rows; exit 1 naming the first difference.
+    Verify,
+    /// Rebuild the rollups from the raw rows (after a manual fix, or a failed verify).
+    Rebuild,
 }
 
 /// The binary: a refused setting exits with status 2 and one line naming it.
@@ -100,6 +113,10 @@ pub fn main() -> ExitCode {
                 days,
             };
             seed_cmd(&config, plan).await
+        }),
+        Command::Rollup { action } => with_config(&settings, |mut config, _| async move {
+            config.db_statement_timeout = BATCH_STATEMENT_TIMEOUT;
+            rollup_cmd(&config, action).await
         }),
         Command::Healthcheck => {
             with_config(
@@ -246,6 +263,63 @@ async fn seed_cmd(config: &Config, plan: SeedPlan) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail("seed failed", e),
+    }
+}
+
+async fn rollup_cmd(config: &Config, action: RollupAction) -> ExitCode {
+    let conn = match db::connect(config, None).await {
+        Ok(c) => c,
+        Err(e) => return fail("cannot connect to the database", e),
+    };
+    if let Err(e) = db::migrate(&conn).await {
+        return fail("migration failed", e);
+    }
+    let started = Instant::now();
+    let elapsed = || started.elapsed().as_secs_f64();
+    match action {
+        RollupAction::Rebuild => match db::rollup::rebuild(&conn).await {
+            Ok(sizes) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "rollup rebuild: {} slots, {} users in {:.1} s",
+                    sizes.slots,
+                    sizes.users,
+                    elapsed()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("rollup rebuild failed", e),
+        },
+        RollupAction::Verify => {
+            let (ok, detail) = match db::rollup::verify(&conn).await {
+                Ok(db::rollup::Verdict::Match { slots, users }) => (
+                    true,
+                    format!("the rollups match the raw rows: {slots} slots, {users} users"),
+                ),
+                Ok(db::rollup::Verdict::Differs(difference)) => (
+                    false,
+                    format!(
+                        "the rollups differ from the raw rows: {difference}; run `coworking-gateway rollup rebuild`"
+                    ),
+                ),
+                Err(e) => return fail("rollup verify failed", e),
+            };
+            // Recorded for the gateway's rollup_verify_* metrics (a verify Job's outcome).
+            if let Err(e) = db::rollup::record_check(&conn, ok, &detail).await {
+                tracing::warn!(error = %e, "could not record the verify result");
+            }
+            let _ = writeln!(
+                std::io::stderr(),
+                "rollup verify: {detail} ({:.1} s)",
+                elapsed()
+            );
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                tracing::error!(difference = %detail, "rollup verify failed");
+                ExitCode::FAILURE
+            }
+        }
     }
 }
 

@@ -25,8 +25,95 @@ pub const REFRESHING_CACHES: &[&str] = &["reports"];
 /// Operation names that get their own label value; everything else is `other`.
 pub const LEGACY_OPERATIONS: &[&str] = &["LegacyDailyUsage", "LegacyUserVisits"];
 
+/// The rollups' figures (see `db::rollup`): handles are cheap clones of the registered series.
+#[derive(Clone)]
+pub struct RollupMetrics {
+    /// Log rows waiting to be folded, by rollup (`slots`, `users`).
+    pub pending: IntGaugeVec,
+    /// Time to fold the log before an answer (only folds that found work).
+    pub fold_duration: Histogram,
+    /// Keys recomputed from raw rows by folds, by rollup.
+    pub folded_keys: IntCounterVec,
+    /// Report buckets answered from raw rows instead of the rollup, by reason.
+    pub raw_fallbacks: IntCounterVec,
+    /// 1 when the newest recorded `rollup verify` matched, 0 when it found a difference,
+    /// -1 when none was recorded.
+    pub verify_ok: IntGauge,
+    /// When the newest `rollup verify` ran (Unix seconds; 0 when never).
+    pub verify_timestamp: IntGauge,
+}
+
+/// Every `rollup` label value.
+pub const ROLLUPS: &[&str] = &["slots", "users"];
+/// Every `reason` a report bucket falls back to raw rows for.
+pub const RAW_FALLBACK_REASONS: &[&str] = &["unaligned_offset"];
+
+impl RollupMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let pending = IntGaugeVec::new(
+            Opts::new(
+                "rollup_pending_keys",
+                "Invalidation-log rows waiting to be folded into the rollups, by rollup.",
+            ),
+            &["rollup"],
+        )?;
+        let fold_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "rollup_fold_duration_seconds",
+                "Time to fold the invalidation log into the rollups (folds that found work).",
+            )
+            .buckets(DB_BUCKETS.to_vec()),
+        )?;
+        let folded_keys = IntCounterVec::new(
+            Opts::new(
+                "rollup_folded_keys_total",
+                "Rollup keys (slots, users) recomputed from raw rows by folds.",
+            ),
+            &["rollup"],
+        )?;
+        let raw_fallbacks = IntCounterVec::new(
+            Opts::new(
+                "rollup_raw_fallbacks_total",
+                "Report buckets counted from raw rows instead of the rollup, by reason.",
+            ),
+            &["reason"],
+        )?;
+        let verify_ok = IntGauge::new(
+            "rollup_verify_last_ok",
+            "1 if the newest `rollup verify` matched the raw rows, 0 if not, -1 if none ran.",
+        )?;
+        let verify_timestamp = IntGauge::new(
+            "rollup_verify_last_run_timestamp_seconds",
+            "When the newest `rollup verify` ran (Unix seconds, 0 if never).",
+        )?;
+        verify_ok.set(-1);
+        for rollup in ROLLUPS {
+            pending.with_label_values(&[rollup]);
+            folded_keys.with_label_values(&[rollup]);
+        }
+        for reason in RAW_FALLBACK_REASONS {
+            raw_fallbacks.with_label_values(&[reason]);
+        }
+        registry.register(Box::new(pending.clone()))?;
+        registry.register(Box::new(fold_duration.clone()))?;
+        registry.register(Box::new(folded_keys.clone()))?;
+        registry.register(Box::new(raw_fallbacks.clone()))?;
+        registry.register(Box::new(verify_ok.clone()))?;
+        registry.register(Box::new(verify_timestamp.clone()))?;
+        Ok(Self {
+            pending,
+            fold_duration,
+            folded_keys,
+            raw_fallbacks,
+            verify_ok,
+            verify_timestamp,
+        })
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub rollup: RollupMetrics,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub http_in_flight: IntGauge,
@@ -144,10 +231,12 @@ impl Metrics {
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
+        let rollup = RollupMetrics::new(&registry)?;
         let mut known: Vec<String> = LEGACY_OPERATIONS.iter().map(|s| (*s).to_owned()).collect();
         known.extend(known_operations.iter().cloned());
         Ok(Self {
             registry,
+            rollup,
             http_requests,
             http_duration,
             http_in_flight,

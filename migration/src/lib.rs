@@ -4,6 +4,15 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20230207_000001_legacy_schema;
 mod m20261123_000002_analytics_indexes;
+mod m20261203_000003_rollups;
+
+/// The rollups' SQL that the gateway's fold, rebuild and verify share with their migration.
+pub mod rollups {
+    pub use super::m20261203_000003_rollups::{
+        ROLLUP_LOCK, SQLITE_USER_VISITS_COLUMNS, create_statements, rebuild_statements,
+        slot_of_created_at, slots_from_raw, user_visits_from_raw,
+    };
+}
 
 pub struct Migrator;
 
@@ -13,6 +22,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20230207_000001_legacy_schema::Migration),
             Box::new(m20261123_000002_analytics_indexes::Migration),
+            Box::new(m20261203_000003_rollups::Migration),
         ]
     }
 }

@@ -2,7 +2,9 @@
 
 pub mod cache;
 pub mod error;
+pub mod paging;
 pub mod reports;
+mod slots;
 pub mod summary;
 pub mod time;
 pub mod usage;
@@ -20,6 +22,7 @@ use cache::{CachePolicy, Cached, ENTRY_OVERHEAD, weight};
 use reports::{Report, ReportCache};
 
 use crate::db::dialect::Dialect;
+use crate::metrics::RollupMetrics;
 
 pub use error::{AnalyticsError, Result};
 
@@ -94,6 +97,14 @@ pub struct Analytics {
     cache: Option<Arc<ReportCache>>,
     /// Users by id, under the same freshness bound.
     user_cache: Option<moka::future::Cache<i32, entity::users::Model>>,
+    rollup: Arc<Rollup>,
+}
+
+/// The rollups' read side: one fold at a time per process (others wait for it and then
+/// fold what is left, usually nothing), and its figures.
+struct Rollup {
+    folding: tokio::sync::Mutex<()>,
+    metrics: RollupMetrics,
 }
 
 impl Analytics {
@@ -103,6 +114,7 @@ impl Analytics {
         limits: Limits,
         cache: CachePolicy,
         refresh_failures: prometheus::IntCounter,
+        rollup: RollupMetrics,
     ) -> Self {
         let dialect = Dialect::of(&db);
         let user_cache = (cache.ttl > Duration::ZERO).then(|| user_cache(&cache));
@@ -114,7 +126,60 @@ impl Analytics {
             limits,
             cache,
             user_cache,
+            rollup: Arc::new(Rollup {
+                folding: tokio::sync::Mutex::new(()),
+                metrics: rollup,
+            }),
         }
+    }
+
+    /// Folds the rollups' invalidation log, so that what they answer next includes every
+    /// write committed before this call. Costs one read when nothing is waiting.
+    pub async fn fold_rollups(&self) -> Result<()> {
+        let _one_at_a_time = self.rollup.folding.lock().await;
+        let started = std::time::Instant::now();
+        // Cancelled like a report statement if the caller goes away (its log rows stay).
+        let tag = self.dialect.cancel_tag();
+        let guard = CancelOnDrop {
+            db: self.db.clone(),
+            dialect: self.dialect,
+            tag: tag.clone(),
+        };
+        let fold = crate::db::rollup::fold_tagged(&self.db, tag.as_deref());
+        let folded = crate::db::named("rollup_fold", fold).await;
+        guard.disarm();
+        let folded = folded?;
+        if folded != crate::db::rollup::Folded::default() {
+            let m = &self.rollup.metrics;
+            m.fold_duration.observe(started.elapsed().as_secs_f64());
+            m.folded_keys
+                .with_label_values(&["slots"])
+                .inc_by(folded.slots);
+            m.folded_keys
+                .with_label_values(&["users"])
+                .inc_by(folded.users);
+            tracing::debug!(
+                slots = folded.slots,
+                users = folded.users,
+                "folded the rollup log"
+            );
+        }
+        Ok(())
+    }
+
+    /// Counts a report bucket answered from raw rows (and says so in the log).
+    fn raw_fallback(&self, reason: &'static str, buckets: usize, detail: &str) {
+        self.rollup
+            .metrics
+            .raw_fallbacks
+            .with_label_values(&[reason])
+            .inc_by(buckets as u64);
+        tracing::info!(
+            reason,
+            buckets,
+            detail,
+            "report buckets counted from raw rows, not the rollup"
+        );
     }
 
     /// `fetch`'s answer through the report cache (or straight, when it is off).

@@ -115,12 +115,12 @@ fn assemble(
 /// A bucket bound as the text both backends compare timestamps with. The text form
 /// holds years 1 to 9999 (PostgreSQL has no year 0; chrono writes 10000 as `+10000`):
 /// bounds beyond are clamped, which loses nothing since no timestamp is stored there.
-fn bound_text(t: NaiveDateTime) -> String {
+pub(super) fn bound_text(t: NaiveDateTime) -> String {
     clamp(t).format("%Y-%m-%d %H:%M:%S%.f").to_string()
 }
 
 /// `t` within years 1 to 9999, the range both backends compare correctly.
-fn clamp(t: NaiveDateTime) -> NaiveDateTime {
+pub(super) fn clamp(t: NaiveDateTime) -> NaiveDateTime {
     use chrono::Datelike;
     if t.year() < 1 {
         NaiveDate::from_ymd_opt(1, 1, 1)
@@ -159,7 +159,7 @@ fn tokens_in(lo: Option<NaiveDateTime>, hi: Option<NaiveDateTime>) -> SelectStat
 
 /// A `YYYY-MM-DD` day from the database; `None` (logged) for a date outside what the
 /// text form holds, which is then left out rather than failing the whole answer.
-fn parse_day(day: &str) -> Option<NaiveDate> {
+pub(super) fn parse_day(day: &str) -> Option<NaiveDate> {
     let parsed = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok();
     if parsed.is_none() {
         tracing::warn!(day = %time::truncate(day, 40), "skipped a token day outside years 1 to 9999");
@@ -177,6 +177,10 @@ impl Analytics {
 
     async fn fetch_usage(&self, q: &UsageQuery) -> Result<Vec<UsageBucket>> {
         time::check_order(q.from, q.to)?;
+        // Visits and tokens issued come from the slot rollup, current as of this fold (which
+        // also lists the days with data); distinct users need the raw rows of the range.
+        self.fold_rollups().await?;
+        let rollup = !q.unique_users;
         let (g, tz) = (q.granularity, q.timezone);
         let max = self.limits.max_buckets;
         let (range_lo, range_hi) = time::utc_range(&tz, q.from, q.to)?;
@@ -199,17 +203,25 @@ impl Analytics {
                 ));
             }
             let buckets = time::buckets(g, &tz, first, last, max)?;
-            let counts = if utc_days {
-                self.utc_day_counts(q, range_lo, range_hi).await?
-            } else {
-                self.bucket_counts(q, &buckets, range_lo, range_hi).await?
+            let counts = match (utc_days, rollup) {
+                (true, true) => self.slot_day_counts(range_lo, range_hi).await?,
+                (true, false) => self.utc_day_counts(q, range_lo, range_hi).await?,
+                (false, true) => {
+                    self.slot_bucket_counts(&buckets, range_lo, range_hi)
+                        .await?
+                }
+                (false, false) => self.bucket_counts(q, &buckets, range_lo, range_hi).await?,
             };
             return Ok(assemble(&buckets, &counts, true));
         }
         // Without fill the answer holds the buckets with data, however far apart they are:
         // the span is never enumerated beyond MAX_BUCKETS labels.
         if utc_days {
-            let counts = self.utc_day_counts(q, range_lo, range_hi).await?;
+            let counts = if rollup {
+                self.slot_day_counts(range_lo, range_hi).await?
+            } else {
+                self.utc_day_counts(q, range_lo, range_hi).await?
+            };
             let buckets = time::buckets_at(g, &tz, counts.keys().copied())?;
             return Ok(assemble(&buckets, &counts, false));
         }
@@ -230,7 +242,7 @@ impl Analytics {
         } else {
             // A long, sparse span: only the labels around the UTC days that have data
             // (a UTC day lies within the local dates one day either side of it).
-            let days = self.utc_days_with_data(range_lo, range_hi).await?;
+            let days = self.slot_days_with_data(range_lo, range_hi).await?;
             let labels = days
                 .into_iter()
                 .flat_map(|u| [u.pred_opt(), Some(u), u.succ_opt()])
@@ -238,7 +250,12 @@ impl Analytics {
                 .filter(|d| (first..=last).contains(d));
             time::buckets_at(g, &tz, labels)?
         };
-        let counts = self.bucket_counts(q, &buckets, range_lo, range_hi).await?;
+        let counts = if rollup {
+            self.slot_bucket_counts(&buckets, range_lo, range_hi)
+                .await?
+        } else {
+            self.bucket_counts(q, &buckets, range_lo, range_hi).await?
+        };
         Ok(assemble(&buckets, &counts, false))
     }
 
@@ -337,24 +354,6 @@ impl Analytics {
             );
         }
         Ok(counts)
-    }
-
-    /// The UTC dates on which tokens were created, within the range.
-    async fn utc_days_with_data(
-        &self,
-        lo: Option<NaiveDateTime>,
-        hi: Option<NaiveDateTime>,
-    ) -> Result<Vec<NaiveDate>> {
-        let day = self.dialect.utc_day(T, "created_at");
-        let mut query = tokens_in(lo, hi);
-        query.expr_as(day.clone(), "day").add_group_by([day]);
-        let rows = self.all("usage_days", self.dialect.build(&query)).await?;
-        let mut days = Vec::with_capacity(rows.len());
-        for row in rows {
-            let day: String = row.try_get("", "day")?;
-            days.extend(parse_day(&day));
-        }
-        Ok(days)
     }
 
     /// Oldest and newest `created_at` within the range, or `None` when there are no tokens.

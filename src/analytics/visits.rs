@@ -28,7 +28,7 @@ pub struct VisitsFilter {
     pub timezone: Tz,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UserVisits {
     pub user_id: i32,
     pub joined_at: NaiveDateTime,
@@ -169,7 +169,8 @@ pub struct Page {
     pub rows: Vec<UserVisits>,
     pub has_next: bool,
     pub has_previous: bool,
-    pub total: usize,
+    /// Rows across all pages (`None` when it was not asked for).
+    pub total: Option<usize>,
 }
 
 /// Up to `first` rows after `after` from `rows`, which must already be sorted by `order`
@@ -199,7 +200,7 @@ pub fn page(
         rows: rows[skip.min(end)..end].to_vec(),
         has_next,
         has_previous: skip > 0,
-        total,
+        total: Some(total),
     })
 }
 

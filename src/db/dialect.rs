@@ -66,6 +66,31 @@ impl Dialect {
         };
     }
 
+    /// Appends a row source `(idx, lo, hi)` from `json`, bound as one parameter
+    /// `[[idx, lo, hi], …]` with explicit indexes and UTC timestamps as text (see `bounds_from_json`).
+    pub fn segments_from_json(self, sql: &mut RawSql, json: String) {
+        match self {
+            Self::Postgres => sql
+                .push("SELECT (e.v->>0)::bigint AS idx, (e.v->>1)::timestamp AS lo, (e.v->>2)::timestamp AS hi FROM json_array_elements(CAST(")
+                .bind(json)
+                .push(" AS json)) AS e(v)"),
+            Self::Sqlite => sql
+                .push("SELECT CAST(json_extract(value, '$[0]') AS INTEGER) AS idx, json_extract(value, '$[1]') AS lo, json_extract(value, '$[2]') AS hi FROM json_each(")
+                .bind(json)
+                .push(")"),
+        };
+    }
+
+    /// A timestamp to compare with a rollup's timestamp column. The SQLite rollups store
+    /// timestamps as fixed-width text with six fractional digits (so equal instants are
+    /// equal text); PostgreSQL compares timestamps.
+    pub fn rollup_timestamp(self, t: chrono::NaiveDateTime) -> Value {
+        match self {
+            Self::Postgres => Value::from(t),
+            Self::Sqlite => Value::from(t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()),
+        }
+    }
+
     /// A unique SQL comment to prefix a statement with, where abandoned statements can be
     /// cancelled (PostgreSQL); SQLite runs in-process and stops with its future.
     pub fn cancel_tag(self) -> Option<String> {

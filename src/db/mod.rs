@@ -2,6 +2,7 @@
 //! `dialect` holds everything that differs between the backends' SQL.
 
 pub mod dialect;
+pub mod rollup;
 
 use std::sync::Arc;
 

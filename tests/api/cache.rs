@@ -96,8 +96,9 @@ async fn a_burst_of_identical_requests_runs_one_query(#[case] backend: Backend) 
     let burst: Vec<_> = (0..40).map(|_| app.graphql(VISITS, json!({}))).collect();
     let answers = futures_util::future::join_all(burst).await;
     let statements = app.statements() - before;
+    // One page read from the rollup and one count for totalCount, once for all 40.
     assert_eq!(
-        statements, 1,
+        statements, 2,
         "{backend:?}: {statements} statements for 40 identical requests"
     );
     assert!(answers.windows(2).all(|w| w[0] == w[1]));
@@ -128,14 +129,16 @@ async fn cached_answers_equal_uncached_ones(#[case] backend: Backend) {
         assert_eq!(miss, straight, "{backend:?} {query}");
         assert_eq!(hit, straight, "{backend:?} {query}");
     }
-    let before = uncached.statements();
-    uncached.graphql(VISITS, json!({})).await;
-    uncached.graphql(VISITS, json!({})).await;
-    assert_eq!(
-        uncached.statements() - before,
-        2,
-        "CACHE_TTL_SECONDS=0 turns the cache off"
-    );
+    // Each request runs the page and the count again.
+    for _ in 0..2 {
+        let before = uncached.statements();
+        uncached.graphql(VISITS, json!({})).await;
+        assert_eq!(
+            uncached.statements() - before,
+            2,
+            "CACHE_TTL_SECONDS=0 turns the cache off"
+        );
+    }
 }
 
 #[tokio::test]

@@ -211,11 +211,13 @@ async fn a_failed_background_refresh_is_counted_and_the_stale_answer_served(
     let fresh = app.graphql(QUERY, json!({})).await;
     assert!(fresh.get("errors").is_none(), "{fresh}");
     tokio::time::sleep(Duration::from_millis(400)).await;
-    // Every statement on tokens now fails, whichever backend.
-    app.db
-        .execute_unprepared("ALTER TABLE tokens RENAME TO tokens_away")
-        .await
-        .expect("rename tokens");
+    // Every statement on tokens and on the slot rollup now fails, whichever backend.
+    for (table, away) in [("tokens", "tokens_away"), ("gw_usage_slots", "slots_away")] {
+        app.db
+            .execute_unprepared(&format!("ALTER TABLE {table} RENAME TO {away}"))
+            .await
+            .expect("rename");
+    }
     assert_eq!(
         app.graphql(QUERY, json!({})).await,
         fresh,
@@ -233,8 +235,10 @@ async fn a_failed_background_refresh_is_counted_and_the_stale_answer_served(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    app.db
-        .execute_unprepared("ALTER TABLE tokens_away RENAME TO tokens")
-        .await
-        .expect("rename back");
+    for (table, away) in [("tokens", "tokens_away"), ("gw_usage_slots", "slots_away")] {
+        app.db
+            .execute_unprepared(&format!("ALTER TABLE {away} RENAME TO {table}"))
+            .await
+            .expect("rename back");
+    }
 }

@@ -215,14 +215,14 @@ async fn rest_reports_are_measured_as_their_graphql_operations() {
         value(
             &text,
             "db_query_duration_seconds_count",
-            r#"query="usage_by_day""#
+            r#"query="usage_by_day_rollup""#
         ) >= 1.0
     );
     assert!(
         value(
             &text,
             "db_query_duration_seconds_count",
-            r#"query="visits_per_user""#
+            r#"query="visits_page_rollup""#
         ) >= 1.0
     );
 }
