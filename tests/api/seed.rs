@@ -358,6 +358,24 @@ async fn plain_i64(db: &DatabaseConnection, sql: &str) -> i64 {
         .expect("an integer")
 }
 
+/// Rows `(k text, a bigint, b bigint)` of a plain query, keyed by `k`.
+async fn pairs(db: &DatabaseConnection, sql: &str) -> BTreeMap<String, (i64, i64)> {
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("query")
+        .iter()
+        .map(|r| {
+            (
+                r.try_get::<String>("", "k").expect("k"),
+                (
+                    r.try_get::<i64>("", "a").expect("a"),
+                    r.try_get::<i64>("", "b").expect("b"),
+                ),
+            )
+        })
+        .collect()
+}
+
 fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("date")
 }
@@ -416,8 +434,8 @@ async fn every_user_joined_before_their_first_token(#[case] backend: Backend) {
     }
 }
 
-/// Tokens over 30 days: every day has some, none lies outside, and the reports (which read
-/// the rollups the seed keeps exact) agree with a plain-SQL GROUP BY of the raw rows.
+/// Tokens over 30 days: every day has some, none lies outside, and the rollups the seed
+/// folded, and the reports that read them, agree with a plain-SQL GROUP BY of the raw rows.
 #[rstest]
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]
@@ -437,28 +455,12 @@ async fn thirty_days_of_tokens_fill_every_day_and_the_reports_match_raw_sql(
         days: 30,
     };
     seed(&app.db, plan, |_, _| {}).await.expect("seed");
-    let grouped = app
-        .db
-        .query_all_raw(Statement::from_string(
-            app.db.get_database_backend(),
-            "SELECT SUBSTR(CAST(created_at AS TEXT), 1, 10) AS d, COUNT(*) AS issued, \
-             COUNT(used_at) AS used FROM tokens GROUP BY SUBSTR(CAST(created_at AS TEXT), 1, 10) \
-             ORDER BY d",
-        ))
-        .await
-        .expect("group by");
-    let raw: BTreeMap<String, (i64, i64)> = grouped
-        .iter()
-        .map(|r| {
-            (
-                r.try_get::<String>("", "d").expect("d"),
-                (
-                    r.try_get::<i64>("", "issued").expect("issued"),
-                    r.try_get::<i64>("", "used").expect("used"),
-                ),
-            )
-        })
-        .collect();
+    let raw = pairs(
+        &app.db,
+        "SELECT SUBSTR(CAST(created_at AS TEXT), 1, 10) AS k, COUNT(*) AS a, COUNT(used_at) AS b \
+         FROM tokens GROUP BY SUBSTR(CAST(created_at AS TEXT), 1, 10)",
+    )
+    .await;
     let expected_days: Vec<String> = (0..30)
         .map(|i| {
             (day(2023, 1, 15) + Duration::days(i))
@@ -472,6 +474,37 @@ async fn thirty_days_of_tokens_fill_every_day_and_the_reports_match_raw_sql(
         "{backend:?}: the days with tokens"
     );
     assert_eq!(raw.values().map(|v| v.0).sum::<i64>(), 3_000);
+
+    // The seed folded what the triggers logged: nothing waits, and the rollup tables as they
+    // stand (before any report folds) hold the GROUP BY of the raw rows.
+    let waiting = plain_i64(
+        &app.db,
+        "SELECT (SELECT COUNT(*) FROM gw_rollup_dirty_slots) + (SELECT COUNT(*) FROM gw_rollup_dirty_users)",
+    )
+    .await;
+    assert_eq!(waiting, 0, "{backend:?}: log rows left after seeding");
+    let slots = pairs(
+        &app.db,
+        "SELECT SUBSTR(CAST(slot AS TEXT), 1, 10) AS k, CAST(SUM(issued) AS BIGINT) AS a, \
+         CAST(SUM(used) AS BIGINT) AS b FROM gw_usage_slots GROUP BY SUBSTR(CAST(slot AS TEXT), 1, 10)",
+    )
+    .await;
+    assert_eq!(slots, raw, "{backend:?}: gw_usage_slots by day vs GROUP BY");
+    let per_user = pairs(
+        &app.db,
+        "SELECT CAST(user_id AS TEXT) AS k, CAST(tokens AS BIGINT) AS a, CAST(used AS BIGINT) AS b \
+         FROM gw_user_visits",
+    )
+    .await;
+    let raw_per_user = pairs(
+        &app.db,
+        "SELECT CAST(user_id AS TEXT) AS k, COUNT(*) AS a, COUNT(used_at) AS b FROM tokens GROUP BY user_id",
+    )
+    .await;
+    assert_eq!(
+        per_user, raw_per_user,
+        "{backend:?}: gw_user_visits vs GROUP BY"
+    );
 
     let daily: BTreeMap<String, i64> = app
         .get("/api/reports/daily_usage")
