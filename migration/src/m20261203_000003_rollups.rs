@@ -101,13 +101,17 @@ macro_rules! sqlite_slots_from_raw {
     };
 }
 /// The column list and `SELECT` of `gw_user_visits` rows from the raw rows.
+/// (Tokens are aggregated by user before the join: the groups stay small.)
 macro_rules! user_visits_from_raw {
     () => {
         "(user_id, joined_at, is_active, tokens, used, first_token_at, last_token_at, last_used_at) \
         SELECT u.id AS user_id, u.joined_at AS joined_at, u.is_active AS is_active, \
-               COUNT(*) AS tokens, COUNT(t.used_at) AS used, MIN(t.created_at) AS first_token_at, \
-               MAX(t.created_at) AS last_token_at, MAX(t.used_at) AS last_used_at \
-        FROM tokens t JOIN users u ON u.id = t.user_id GROUP BY u.id"
+               a.tokens AS tokens, a.used AS used, a.first_token_at AS first_token_at, \
+               a.last_token_at AS last_token_at, a.last_used_at AS last_used_at \
+        FROM (SELECT user_id, COUNT(*) AS tokens, COUNT(used_at) AS used, \
+                     MIN(created_at) AS first_token_at, MAX(created_at) AS last_token_at, \
+                     MAX(used_at) AS last_used_at \
+              FROM tokens GROUP BY user_id) a JOIN users u ON u.id = a.user_id"
     };
 }
 
@@ -165,6 +169,9 @@ const POSTGRES_CREATE: &[&str] = &[
     // The log: append-only, no unique index (an insert never waits for another).
     "CREATE TABLE IF NOT EXISTS gw_rollup_dirty_slots (slot timestamp NOT NULL)",
     "CREATE TABLE IF NOT EXISTS gw_rollup_dirty_users (user_id integer NOT NULL)",
+    // Emptied by every fold: vacuumed often, so reading an empty log stays one page.
+    "ALTER TABLE gw_rollup_dirty_slots SET (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0)",
+    "ALTER TABLE gw_rollup_dirty_users SET (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0)",
     "CREATE TABLE IF NOT EXISTS gw_rollup_checks (
         checked_at timestamp NOT NULL,
         ok         boolean NOT NULL,
@@ -256,6 +263,9 @@ const POSTGRES_CREATE: &[&str] = &[
 ];
 
 const POSTGRES_REBUILD: &[&str] = &[
+    // The per-user aggregation spills to disk at the default 4 MB (57 s instead of 13 s
+    // at ten million tokens); for this transaction only.
+    "SET LOCAL work_mem = '256MB'",
     "DELETE FROM gw_rollup_dirty_slots",
     "DELETE FROM gw_rollup_dirty_users",
     "DELETE FROM gw_usage_slots",

@@ -94,7 +94,11 @@ pub async fn connect(
     // check interval makes PostgreSQL stop the work of a client that vanished.
     options
         .set_application_name("coworking-gateway")
-        .map_sqlx_postgres_opts(|o| o.options([("client_connection_check_interval", "1000")]));
+        .map_sqlx_postgres_opts(|o| {
+            // No JIT: the rollup reads are small, but a plan that *might* read many raw
+            // rows (a sliver join estimated at millions) costs ~200 ms of compiling.
+            o.options([("client_connection_check_interval", "1000"), ("jit", "off")])
+        });
     let mut db = Database::connect(options).await?;
     // Every statement the pool runs, failed or not, is one observation.
     if let Some(metrics) = metrics {

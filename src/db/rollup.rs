@@ -92,6 +92,13 @@ fn sqlite_fold_users() -> [String; 3] {
     ]
 }
 
+/// Above this many log rows in either log, a fold rebuilds instead: recomputing each key
+/// through its index costs more than one pass over the table (after a bulk load, say).
+pub const REBUILD_ABOVE: u64 = 20_000;
+
+const MANY_WAITING: &str = "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM gw_rollup_dirty_slots LIMIT 20001) a) AS slots, \
+    (SELECT COUNT(*) FROM (SELECT 1 FROM gw_rollup_dirty_users LIMIT 20001) b) AS users";
+
 /// One cheap read: is anything waiting in the log?
 const ANY_WAITING: &str = "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM gw_rollup_dirty_slots LIMIT 1) a) \
     + (SELECT COUNT(*) FROM (SELECT 1 FROM gw_rollup_dirty_users LIMIT 1) b) AS n";
@@ -148,6 +155,20 @@ pub async fn fold_tagged(db: &DatabaseConnection, tag: Option<&str>) -> Result<F
         return Ok(Folded::default());
     }
     let backend = db.get_database_backend();
+    if let Some(row) = db
+        .query_one_raw(stmt(backend, &tagged(MANY_WAITING)))
+        .await?
+    {
+        let (slots, users): (i64, i64) = (row.try_get("", "slots")?, row.try_get("", "users")?);
+        if count(slots.max(users)) > REBUILD_ABOVE {
+            tracing::info!(
+                slots = count(slots),
+                users = count(users),
+                "the rollup log is long: rebuilding the rollups instead of folding key by key"
+            );
+            return rebuild(db).await;
+        }
+    }
     let txn = db.begin().await?;
     let folded = if backend == DbBackend::Sqlite {
         let mut keys = [0u64; 2];
@@ -164,13 +185,28 @@ pub async fn fold_tagged(db: &DatabaseConnection, tag: Option<&str>) -> Result<F
         }
     } else {
         lock(&txn, tag).await?;
+        txn.execute_unprepared("SET LOCAL work_mem = '64MB'")
+            .await?;
         Folded {
             slots: count(scalar(&txn, &tagged(POSTGRES_FOLD_SLOTS), "n").await?),
             users: count(scalar(&txn, &tagged(POSTGRES_FOLD_USERS), "n").await?),
         }
     };
     txn.commit().await?;
+    vacuum_log(db, folded).await;
     Ok(folded)
+}
+
+/// After a fold or rebuild that emptied a long log (PostgreSQL): the deleted rows stay in
+/// the log's pages until vacuumed, and the next folds would read them all to find nothing.
+async fn vacuum_log(db: &DatabaseConnection, folded: Folded) {
+    if db.get_database_backend() != DbBackend::Postgres || folded.slots.max(folded.users) < 1_000 {
+        return;
+    }
+    let sql = "VACUUM gw_rollup_dirty_slots, gw_rollup_dirty_users";
+    if let Err(e) = db.execute_unprepared(sql).await {
+        tracing::warn!(error = %e, "vacuuming the rollup log failed");
+    }
 }
 
 /// Log rows waiting to be folded (PostgreSQL's log may hold a key more than once).
@@ -200,6 +236,7 @@ pub async fn rebuild(db: &DatabaseConnection) -> Result<Folded, DbErr> {
         users: count(scalar(&txn, "SELECT COUNT(*) AS n FROM gw_user_visits", "n").await?),
     };
     txn.commit().await?;
+    vacuum_log(db, sizes).await;
     Ok(sizes)
 }
 

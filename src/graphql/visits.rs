@@ -52,9 +52,19 @@ impl UserVisits {
 }
 
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct UserVisitsEdge {
-    cursor: String,
     node: UserVisits,
+    /// The row's sort key, encoded only if `cursor` is selected.
+    #[graphql(skip)]
+    key: Cursor,
+}
+
+#[ComplexObject]
+impl UserVisitsEdge {
+    async fn cursor(&self) -> String {
+        self.key.encode()
+    }
 }
 
 #[derive(SimpleObject)]
@@ -126,15 +136,22 @@ impl VisitsQuery {
                 .feed_many(users)
                 .await;
         }
+        let cursor_of = |r: &visits::UserVisits| {
+            Cursor {
+                order,
+                key: r.clone(),
+            }
+            .encode()
+        };
+        let ends = [page.rows.first(), page.rows.last()].map(|r| r.map(cursor_of));
         let edges: Vec<UserVisitsEdge> = page
             .rows
             .iter()
             .map(|r| UserVisitsEdge {
-                cursor: Cursor {
+                key: Cursor {
                     order,
                     key: r.clone(),
-                }
-                .encode(),
+                },
                 node: UserVisits {
                     user_id: r.user_id,
                     visits: r.visits,
@@ -144,9 +161,10 @@ impl VisitsQuery {
                 },
             })
             .collect();
+        let [start, end] = ends;
         Ok(UserVisitsConnection {
             page_info: PageInfo::new(
-                edges.iter().map(|e| &e.cursor),
+                start.iter().chain(end.iter()),
                 page.has_next,
                 page.has_previous,
             ),
