@@ -18,6 +18,10 @@
 #   WRITER_ROUNDS=5             rounds; each runs both writes with and without the triggers
 #   WRITER_DURATION=10          seconds per pgbench run
 #   WRITER_CLIENTS=4 WRITER_THREADS=2
+#   WRITER_SYNC="on off"        synchronous_commit of the pgbench sessions: "on" is the writer as
+#                               deployed (each commit waits for its WAL flush, whose time on a VM
+#                               disk varies a lot); "off" leaves out the flush, so the figure is
+#                               the statements' own work, where the triggers weigh most
 #   BENCH_BIN                   the gateway binary (default: build target/release)
 #   BENCH_RESULTS               also append JSON records to this file (bench/run.sh's results.jsonl)
 #   PGHOST/PGPORT/PGUSER        the server (default 127.0.0.1:5432, postgres, trust auth)
@@ -35,6 +39,7 @@ ROUNDS=${WRITER_ROUNDS:-5}
 DURATION=${WRITER_DURATION:-10}
 CLIENTS=${WRITER_CLIENTS:-4}
 THREADS=${WRITER_THREADS:-2}
+read -r -a SYNCS <<< "${WRITER_SYNC:-on off}"
 STAMP=$(date +%Y%m%d-%H%M)
 WORK=$BENCH/work/writer-$STAMP
 RESULTS_DIR=$BENCH/results
@@ -59,7 +64,7 @@ command -v pgbench >/dev/null || die "pgbench is not installed (bench/run.sh ins
 # ---------------------------------------------------------------- the database
 counts=$(psql_q -d "$DB" -c "SELECT (SELECT count(*) FROM users) || ' ' || (SELECT count(*) >= $TOKENS FROM tokens) \
     || ' ' || (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'tokens'::regclass AND tgname LIKE 'gw_rollup%')" 2>/dev/null || true)
-if [[ $counts =~ ^$USERS\ t\ [1-9] ]]; then
+if [[ $counts =~ ^$USERS\ (t|true)\ [1-9] ]]; then
     log "$DB: reusing ($counts: users, enough tokens, rollup triggers)"
 else
     log "$DB: creating and seeding $USERS users / $TOKENS tokens over $DAYS days (was: '${counts:-absent}')"
@@ -109,34 +114,38 @@ UPDATE tokens SET used_at = now()
    AND used_at IS NULL;
 EOF
 
-run_one() {  # ROUND WRITE MODE
-    local round=$1 write=$2 mode=$3 out tps lat
-    out=$WORK/pgbench-$write-$mode-$round.txt
+run_one() {  # ROUND SYNC WRITE MODE
+    local round=$1 sync=$2 write=$3 mode=$4 out tps lat
+    out=$WORK/pgbench-$write-sync_$sync-$mode-$round.txt
     set_triggers "$mode"
     psql_q -d "$DB" -c "CHECKPOINT" >/dev/null
-    pgbench -n -M prepared -c "$CLIENTS" -j "$THREADS" -T "$DURATION" \
+    PGOPTIONS="-c synchronous_commit=$sync" pgbench -n -M prepared -c "$CLIENTS" -j "$THREADS" -T "$DURATION" \
         -D max_user="$MAX_USER" -D max_token="$MAX_TOKEN" -f "$WORK/$write.sql" "$DB" > "$out" 2>&1 \
         || { cat "$out" >&2; die "pgbench $write ($mode) failed"; }
     tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out")
     lat=$(sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p' "$out")
     [[ -n $tps && -n $lat ]] || { cat "$out" >&2; die "no tps/latency in $out"; }
-    log "round $round $write triggers $mode: $tps tps, $lat ms"
-    printf '{"kind":"writer","scale":"writer","report":"%s","mode":"%s","round":%d,"tps":%s,"latency_ms":%s}\n' \
-        "$write" "$mode" "$round" "$tps" "$lat" >> "$JSONL"
+    log "round $round synchronous_commit=$sync $write triggers $mode: $tps tps, $lat ms"
+    printf '{"kind":"writer","scale":"writer","report":"%s","sync":"%s","mode":"%s","round":%d,"tps":%s,"latency_ms":%s}\n' \
+        "$write" "$sync" "$mode" "$round" "$tps" "$lat" >> "$JSONL"
 }
 
-log "$DB: $ROUNDS rounds x (insert, use) x (triggers on, off), ${DURATION} s each, -c $CLIENTS -j $THREADS"
+log "$DB: $ROUNDS rounds x synchronous_commit (${SYNCS[*]}) x (insert, use) x (triggers on, off), ${DURATION} s each, -c $CLIENTS -j $THREADS"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 LOG_BEFORE=$(psql_q -d "$DB" -c "SELECT (SELECT count(*) FROM gw_rollup_dirty_slots) + (SELECT count(*) FROM gw_rollup_dirty_users)")
 for round in $(seq 1 "$ROUNDS"); do
     # Alternate which mode goes first, so a drift over the run (autovacuum, the table and
     # the log growing) falls on both alike.
     if ((round % 2)); then order=(on off); else order=(off on); fi
-    for write in insert use; do
-        for mode in "${order[@]}"; do
-            run_one "$round" "$write" "$mode"
+    for sync in "${SYNCS[@]}"; do
+        for write in insert use; do
+            for mode in "${order[@]}"; do
+                run_one "$round" "$sync" "$write" "$mode"
+            done
         done
     done
 done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 restore
 LOG_AFTER=$(psql_q -d "$DB" -c "SELECT (SELECT count(*) FROM gw_rollup_dirty_slots) + (SELECT count(*) FROM gw_rollup_dirty_users)")
 
@@ -155,7 +164,8 @@ TOKENS_NOW=$(psql_q -d "$DB" -c "SELECT count(*) FROM tokens")
     echo "- date: $(date '+%Y-%m-%d %H:%M:%S %Z'); git commit: $(git rev-parse --short HEAD) ($(git log -1 --format=%s))"
     echo "- CPU: $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), nproc $(nproc); $(psql_q -d postgres -c 'SELECT version()' | cut -d, -f1); $(pgbench --version)"
     echo "- database \`$DB\`: $USERS users, $TOKENS tokens seeded over $DAYS days ($TOKENS_NOW after the run), migrated by the gateway; triggers on \`tokens\`: $TRIGGERS"
-    echo "- \`pgbench -n -M prepared -c $CLIENTS -j $THREADS -T $DURATION\`, $ROUNDS rounds, each: insert on/off, use on/off (the order of on/off alternating by round), \`CHECKPOINT\` before every run"
+    echo "- \`pgbench -n -M prepared -c $CLIENTS -j $THREADS -T $DURATION\`, $ROUNDS rounds, each: for synchronous_commit ${SYNCS[*]} (\`PGOPTIONS\`): insert on/off, use on/off (the order of on/off alternating by round), \`CHECKPOINT\` before every run"
+    echo "- load average (1/5/15 min) before the runs: $LOAD_BEFORE, after: $LOAD_AFTER (the machine is shared: other builds and tests may run beside the bench)"
     echo "- off = \`ALTER TABLE tokens DISABLE TRIGGER USER\` (the rollup triggers; the foreign key's internal trigger stays), on = \`ENABLE TRIGGER USER\`; the log grew by $((LOG_AFTER - LOG_BEFORE)) rows over the on runs (no fold in between)"
     echo "- afterwards: \`rollup rebuild\` ${REBUILD_S} s, \`rollup verify\`: $VERIFY; raw output in \`bench/work/writer-$STAMP/\`"
 } > "$WORK/meta.md"

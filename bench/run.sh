@@ -40,6 +40,7 @@ RESULTS=$WORK/results.jsonl
 mkdir -p "$WORK" "$RESULTS_DIR"
 : > "$RESULTS"
 T_START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 SEED_SECONDS=0
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -372,6 +373,7 @@ META=$WORK/meta.md
     echo "- load: $CONNS connections, ${DURATION} s per run; wrk -t2, pgbench -j 2; seed $SEED; scales: $SCALES ($(for sc in $SCALES; do printf '%s: %s users, %s tokens over %s days from %s; ' "$sc" "$(scale_users "$sc")" "$(scale_tokens "$sc")" "$(scale_days "$sc")" "$(scale_first "$sc")"; done | sed 's/; $//'))"
     echo "- gateway env: APP_PORT=<free port> BIND_ADDRESS=127.0.0.1 LOG_FORMAT=json RUST_LOG=warn SHUTDOWN_DRAIN_SECONDS=1, \`serve\` (migrated beforehand by \`coworking-gateway migrate\`, as the k8s Job does)$(env | grep -E '^(CACHE|DB|GRAPHQL|MAX|ROLLUP|METRICS)_' | grep -v '^DB_PASSWORD' | sort | sed 's/^/ /' | tr -d '\n')"
     echo "- run: $(( $(date +%s) - T_START )) s in all, of which seeding ${SEED_SECONDS} s; raw logs in \`bench/work/run-$STAMP/\`"
+    echo "- load average (1/5/15 min) at the start: $LOAD_START, at the end: $(cut -d' ' -f1-3 /proc/loadavg) (on 2 cores; other builds and tests may share the machine)"
     echo
     echo "Memory (\`free -h\`):"
     echo
