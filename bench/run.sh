@@ -26,6 +26,12 @@ RESEED=${BENCH_RESEED:-0}
 SEED=42
 PGBENCH_GRACE=5   # seconds pgbench may overrun before in-flight queries are cancelled
 REPORT_LIST=(daily_usage user_visits usageByDay visitsPerUser)
+# The cold requests (issue 13): each on a fresh process, with the default cache and with
+# CACHE_TTL_SECONDS=0; the usageByDay ones over the scale's whole span (bench.py coldset).
+COLD_LIST=(daily_usage user_visits usageByDay_DAY usageByDay_WEEK usageByDay_MONTH visitsPerUser_top100)
+COLD_MODES=(cache ttl0)
+WRITER=${BENCH_WRITER:-1}
+MIGRATE_BUILD=${BENCH_MIGRATE_BUILD:-1}
 
 STAMP=$(date +%Y%m%d-%H%M)
 WORK=$BENCH/work/run-$STAMP
@@ -34,6 +40,7 @@ RESULTS=$WORK/results.jsonl
 mkdir -p "$WORK" "$RESULTS_DIR"
 : > "$RESULTS"
 T_START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 SEED_SECONDS=0
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -88,20 +95,25 @@ ensure_postgres() {
 scale_db()     { echo "gw_bench_$1"; }
 scale_users()  { case $1 in demo) echo 1000 ;; 10m) echo 100000 ;; *) die "unknown scale $1" ;; esac; }
 scale_tokens() { case $1 in demo) echo 2500 ;; 10m) echo 10000000 ;; *) die "unknown scale $1" ;; esac; }
+scale_days()   { case $1 in demo) echo 7 ;; 10m) echo 1095 ;; *) die "unknown scale $1" ;; esac; }
+# The first day with tokens: `seed --days N` ends every span on 2023-02-14.
+scale_first()  { date -u -d "2023-02-14 - $(scale_days "$1") days" +%F; }
 db_url() { echo "postgres://$PGUSER@$PGHOST:$PGPORT/$1"; }
 
 prepare_db() {
-    local scale=$1 db users tokens counts t0
+    local scale=$1 db users tokens days first counts t0
     db=$(scale_db "$scale"); users=$(scale_users "$scale"); tokens=$(scale_tokens "$scale")
-    counts=$(psql_q -d "$db" -c "SELECT (SELECT count(*) FROM users) || ' ' || (SELECT count(*) FROM tokens)" 2>/dev/null || true)
-    if [[ $RESEED != 1 && $counts == "$users $tokens" ]]; then
-        log "$db: reusing ($users users, $tokens tokens)"
+    days=$(scale_days "$scale"); first=$(scale_first "$scale")
+    counts=$(psql_q -d "$db" -c "SELECT (SELECT count(*) FROM users) || ' ' || (SELECT count(*) FROM tokens)
+        || ' ' || (SELECT CAST(min(created_at) AS date) FROM tokens)" 2>/dev/null || true)
+    if [[ $RESEED != 1 && $counts == "$users $tokens $first" ]]; then
+        log "$db: reusing ($users users, $tokens tokens from $first)"
     else
-        log "$db: (re)creating and seeding $users users / $tokens tokens (was: '${counts:-absent}')"
+        log "$db: (re)creating and seeding $users users / $tokens tokens over $days days (was: '${counts:-absent}')"
         t0=$(date +%s)
         psql_q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
         psql_q -d postgres -c "CREATE DATABASE $db"
-        DATABASE_URL=$(db_url "$db") RUST_LOG=warn "$BIN" seed --users "$users" --tokens "$tokens" --seed "$SEED" \
+        DATABASE_URL=$(db_url "$db") RUST_LOG=warn "$BIN" seed --users "$users" --tokens "$tokens" --days "$days" --seed "$SEED" \
             > "$WORK/seed-$scale.log" 2>&1 || { tail -20 "$WORK/seed-$scale.log" >&2; die "seeding $db failed"; }
         psql_q -d "$db" -c "VACUUM (ANALYZE)"
         SEED_SECONDS=$((SEED_SECONDS + $(date +%s) - t0))
@@ -132,13 +144,15 @@ quiesce() {
 }
 
 # ------------------------------------------------------------------ gateway
-# start_gateway SCALE TAG: sets GW_PID, GW_PORT, GW_READY (ms from spawn to first 200).
+# start_gateway SCALE TAG [VAR=VALUE...]: sets GW_PID, GW_PORT, GW_READY (ms from spawn
+# to first 200); the assignments are added to the gateway's environment.
 start_gateway() {
     local scale=$1 tag=$2 db out
+    shift 2
     db=$(scale_db "$scale")
     GW_PORT=$("${PY[@]}" freeport)
     out=$(env DATABASE_URL="$(db_url "$db")" APP_PORT="$GW_PORT" BIND_ADDRESS=127.0.0.1 \
-        LOG_FORMAT=json RUST_LOG=warn SHUTDOWN_DRAIN_SECONDS=1 \
+        LOG_FORMAT=json RUST_LOG=warn SHUTDOWN_DRAIN_SECONDS=1 "$@" \
         "${PY[@]}" spawn "$WORK/gateway-$scale-$tag.log" "$GW_PORT" -- "$BIN" serve)
     read -r GW_PID GW_READY <<<"$out"
     "${PY[@]}" record "$RESULTS" ready "$scale" "$tag" ready_ms="$GW_READY"
@@ -152,12 +166,17 @@ report_path() {
     case $1 in
         daily_usage) echo /api/reports/daily_usage ;;
         user_visits) echo /api/reports/user_visits ;;
-        usageByDay | visitsPerUser) echo /graphql ;;
+        *) echo /graphql ;;
     esac
 }
-report_body() {  # empty for GET reports
-    case $1 in usageByDay | visitsPerUser) echo "$BENCH/queries/$1.json" ;; *) echo "" ;; esac
+report_body() {  # empty for GET reports; the cold GraphQL bodies are made per scale (coldset)
+    case $1 in
+        usageByDay | visitsPerUser) echo "$BENCH/queries/$1.json" ;;
+        usageByDay_* | visitsPerUser_*) echo "$WORK/cold-$CUR_SCALE/$1.json" ;;
+        *) echo "" ;;
+    esac
 }
+CUR_SCALE=""
 
 # request REPORT BODY_OUT: one request with curl; prints "http_code time_total size".
 request() {
@@ -177,7 +196,7 @@ try:
     d = json.load(open(path))
 except Exception:
     sys.exit(1)
-if rep in ("usageByDay", "visitsPerUser"):
+if rep.startswith(("usageByDay", "visitsPerUser")):
     sys.exit(0 if isinstance(d, dict) and d.get("data") and not d.get("errors") else 1)
 sys.exit(0 if isinstance(d, dict) and len(d) > 0 else 1)
 EOF
@@ -200,34 +219,52 @@ rss_start() {  # PID FILE: max VmRSS (kB) of PID, sampled every 200 ms, into FIL
 rss_stop() { kill "$RSS_PID" 2>/dev/null || true; wait "$RSS_PID" 2>/dev/null || true; RSS_PID=""; }
 
 cold_phase() {
-    local scale=$1 db plans rep res code t size exec plan ok
+    local scale=$1 db plans rep mode res code t size exec plan ok dir sql same
+    local env_args=()
     db=$(scale_db "$scale")
+    CUR_SCALE=$scale
+    dir=$WORK/cold-$scale
+    mkdir -p "$dir"
+    # The bodies and the plain SQL of the cold reports over this scale's whole span.
+    "${PY[@]}" coldset "$BENCH" "$dir" "$(scale_first "$scale")" 2023-02-14
     plans=$RESULTS_DIR/plans-$scale.txt
     {
-        echo "# EXPLAIN (ANALYZE, BUFFERS) of the plain report SQL, database $db ($(scale_users "$scale") users, $(scale_tokens "$scale") tokens)"
+        echo "# EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) of the plain report SQL, database $db ($(scale_users "$scale") users, $(scale_tokens "$scale") tokens over $(scale_days "$scale") days)"
         echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $(psql_q -d postgres -c 'SHOW server_version')"
     } > "$plans"
     # Bring both tables into the OS page cache, so "cold" below means the
     # gateway's cache is empty, not that the disk is.
     psql_q -d "$db" -c "SELECT count(*), count(used_at) FROM tokens" >/dev/null
     psql_q -d "$db" -c "SELECT count(*) FROM users" >/dev/null
-    for rep in "${REPORT_LIST[@]}"; do
+    psql_q -d "$db" -c "SELECT count(*) FROM gw_usage_slots" -c "SELECT count(*) FROM gw_user_visits" >/dev/null 2>&1 || true
+    for rep in "${COLD_LIST[@]}"; do
         quiesce "$db"
+        sql=$dir/$rep.sql
         plan=$WORK/plan-$scale-$rep.txt
-        psql_q -d "$db" -c "EXPLAIN (ANALYZE, BUFFERS) $(cat "$BENCH/sql/$rep.sql")" > "$plan"
+        # TIMING OFF: the execution time without the per-row clock reads of EXPLAIN ANALYZE,
+        # close to what the query costs when simply run (the result is not sent).
+        psql_q -d "$db" -c "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) $(cat "$sql")" > "$plan"
         exec=$(sed -n 's/^Execution Time: \([0-9.]*\) ms$/\1/p' "$plan")
-        { echo; echo "## $rep"; cat "$BENCH/sql/$rep.sql"; echo; cat "$plan"; } >> "$plans"
+        { echo; echo "## $rep"; cat "$sql"; echo; cat "$plan"; } >> "$plans"
         "${PY[@]}" record "$RESULTS" explain "$scale" "$rep" exec_ms="$exec"
-
-        quiesce "$db"
-        start_gateway "$scale" "cold-$rep"
-        res=$(request "$rep" "$WORK/cold-$scale-$rep.body")
-        read -r code t size <<<"$res"
-        ok=1; ok_body "$rep" "$WORK/cold-$scale-$rep.body" || ok=0
-        "${PY[@]}" record "$RESULTS" cold "$scale" "$rep" http_code="$code" time_total_s="$t" bytes="$size" \
-            ready_ms="$GW_READY" body_ok="$ok"
-        log "cold $scale $rep: HTTP $code in ${t}s (raw SQL ${exec} ms)$( ((ok)) || echo ' -- BODY NOT A REPORT')"
-        stop_gateway
+        log "raw SQL $scale $rep: ${exec} ms"
+        for mode in "${COLD_MODES[@]}"; do
+            env_args=()
+            [[ $mode == ttl0 ]] && env_args=(CACHE_TTL_SECONDS=0)
+            quiesce "$db"
+            start_gateway "$scale" "cold-$rep-$mode" "${env_args[@]}"
+            res=$(request "$rep" "$WORK/cold-$scale-$rep-$mode.body")
+            read -r code t size <<<"$res"
+            ok=1; ok_body "$rep" "$WORK/cold-$scale-$rep-$mode.body" || ok=0
+            same=1
+            if [[ $mode != cache ]]; then
+                cmp -s "$WORK/cold-$scale-$rep-cache.body" "$WORK/cold-$scale-$rep-$mode.body" || same=0
+            fi
+            "${PY[@]}" record "$RESULTS" "cold_$mode" "$scale" "$rep" http_code="$code" time_total_s="$t" bytes="$size" \
+                ready_ms="$GW_READY" body_ok="$ok" same_body="$same"
+            log "cold ($mode) $scale $rep: HTTP $code in ${t}s, $size bytes (raw SQL ${exec} ms)$( ((ok)) || echo ' -- BODY NOT A REPORT')$( ((same)) || echo ' -- BODY DIFFERS FROM THE CACHED MODE')"
+            stop_gateway
+        done
     done
 }
 
@@ -315,6 +352,15 @@ for scale in $SCALES; do
     pgbench_phase "$scale"
 done
 
+if [[ $WRITER == 1 ]]; then
+    log "=== legacy writer (pgbench-writer.sh)"
+    BENCH_BIN=$BIN BENCH_RESULTS=$RESULTS bash "$BENCH/pgbench-writer.sh" || log "WARNING: the legacy writer bench failed"
+fi
+if [[ $MIGRATE_BUILD == 1 && " $SCALES " == *" 10m "* ]]; then
+    log "=== rollup build on 10M existing rows (migrate-build.sh)"
+    BENCH_BIN=$BIN BENCH_RESULTS=$RESULTS bash "$BENCH/migrate-build.sh" || log "WARNING: the rollup build bench failed"
+fi
+
 # ------------------------------------------------------------------ report
 META=$WORK/meta.md
 {
@@ -324,9 +370,10 @@ META=$WORK/meta.md
     echo "- CPU: $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), nproc $(nproc)"
     echo "- PostgreSQL: $(psql_q -d postgres -c 'SELECT version()' | cut -d, -f1) (shared_buffers $(psql_q -d postgres -c 'SHOW shared_buffers'), max_parallel_workers_per_gather $(psql_q -d postgres -c 'SHOW max_parallel_workers_per_gather'))"
     echo "- tools: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(pgbench --version), $(curl --version | head -1 | cut -d' ' -f1-2)"
-    echo "- load: $CONNS connections, ${DURATION} s per run; wrk -t2, pgbench -j 2; seed $SEED; scales: $SCALES"
+    echo "- load: $CONNS connections, ${DURATION} s per run; wrk -t2, pgbench -j 2; seed $SEED; scales: $SCALES ($(for sc in $SCALES; do printf '%s: %s users, %s tokens over %s days from %s; ' "$sc" "$(scale_users "$sc")" "$(scale_tokens "$sc")" "$(scale_days "$sc")" "$(scale_first "$sc")"; done | sed 's/; $//'))"
     echo "- gateway env: APP_PORT=<free port> BIND_ADDRESS=127.0.0.1 LOG_FORMAT=json RUST_LOG=warn SHUTDOWN_DRAIN_SECONDS=1, \`serve\` (migrated beforehand by \`coworking-gateway migrate\`, as the k8s Job does)$(env | grep -E '^(CACHE|DB|GRAPHQL|MAX|ROLLUP|METRICS)_' | grep -v '^DB_PASSWORD' | sort | sed 's/^/ /' | tr -d '\n')"
     echo "- run: $(( $(date +%s) - T_START )) s in all, of which seeding ${SEED_SECONDS} s; raw logs in \`bench/work/run-$STAMP/\`"
+    echo "- load average (1/5/15 min) at the start: $LOAD_START, at the end: $(cut -d' ' -f1-3 /proc/loadavg) (on 2 cores; other builds and tests may share the machine)"
     echo
     echo "Memory (\`free -h\`):"
     echo

@@ -47,6 +47,10 @@ pub enum Command {
         tokens: u64,
         #[arg(long, default_value_t = SeedPlan::DEMO.seed)]
         seed: u64,
+        /// Spread the tokens over this many days ending 2023-02-14 (7: the demo data).
+        #[arg(long, default_value_t = SeedPlan::DEMO.days,
+              value_parser = config::int::<u64>(1..=seed::MAX_DAYS, "a number of days from 1 to 36500"))]
+        days: u64,
         /// Add to a database that already holds rows.
         #[arg(long)]
         append: bool,
@@ -98,6 +102,7 @@ pub fn main() -> ExitCode {
             tokens,
             seed,
             append,
+            days,
         } => with_config(&settings, |mut config, _| async move {
             config.db_statement_timeout = BATCH_STATEMENT_TIMEOUT;
             let plan = SeedPlan {
@@ -105,6 +110,7 @@ pub fn main() -> ExitCode {
                 tokens,
                 seed,
                 append,
+                days,
             };
             seed_cmd(&config, plan).await
         }),

@@ -24,7 +24,7 @@ pub use graphql::GraphqlArgs;
 pub use http::{HttpArgs, LogFormat};
 pub use metrics::{DEFAULT_KNOWN_OPERATIONS, MetricsArgs, OperationNames};
 pub use rate_limit::{RateLimit, RateLimitArgs};
-pub use value::{ConfigError, refused_value};
+pub use value::{ConfigError, int, refused_value};
 
 /// Every setting, as clap parsed it; [`Config::from_settings`] resolves what depends on
 /// several of them (the database target, the rate limit, the metrics port).

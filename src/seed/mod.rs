@@ -6,21 +6,31 @@
 
 use std::time::Instant;
 
+use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 
 use sea_orm::sea_query::{Asterisk, Expr, Func, Query};
 
 use crate::db::dialect::Dialect;
+use crate::db::rollup;
 
 mod sql;
 use sql::SeedSql;
 
-/// Tokens are issued over this week (as in the legacy seed)…
-const TOKENS_FROM: &str = "2023-02-07 00:00:00";
-const TOKEN_SPAN_SECONDS: u64 = 7 * 86_400;
-/// …by users who joined over the two months before.
-const USERS_FROM: &str = "2022-12-15 00:00:00";
+/// Every plan's tokens end here: the legacy seed's week, 2023-02-07 to 2023-02-14, is `--days 7`.
+const TOKENS_END: (i32, u32, u32) = (2023, 2, 14);
+/// The legacy demo's span, whose rows (join dates included) stay byte for byte what they were.
+const DEMO_DAYS: u64 = 7;
+/// Its users joined over the two months from here, which runs into the token week
+/// (as the legacy seed's join dates do: some demo users have a token before they joined).
+const DEMO_USERS_FROM: &str = "2022-12-15 00:00:00";
+/// Users join over this long; with any span but the demo's, it ends where the tokens start.
 const USER_SPAN_SECONDS: u64 = 60 * 86_400;
+/// The most days a plan may span (a hundred years).
+pub const MAX_DAYS: u64 = 36_500;
+/// Two 23-bit hashes make one 46-bit offset: wide enough for `MAX_DAYS` in seconds, and
+/// so much wider than any span that the offsets are uniform over it.
+const HASH_RANGE: u64 = 1 << 23;
 const CHUNK: u64 = 1_000_000;
 /// From this many tokens on, secondary indexes are rebuilt after the load instead of maintained during it.
 const BULK_THRESHOLD: u64 = 500_000;
@@ -34,6 +44,9 @@ pub struct SeedPlan {
     pub tokens: u64,
     pub seed: u64,
     pub append: bool,
+    /// The tokens' `created_at` spread over this many days ending 2023-02-14 00:00:00
+    /// (1..=[`MAX_DAYS`]); users joined over the 60 days before (the demo's 7: see [`DEMO_DAYS`]).
+    pub days: u64,
 }
 
 impl SeedPlan {
@@ -44,7 +57,61 @@ impl SeedPlan {
         tokens: 2_500,
         seed: 42,
         append: false,
+        days: DEMO_DAYS,
     };
+}
+
+/// Where a plan's timestamps fall, as SQL over the hash columns (`h11`.. for users, `h21`.. for tokens).
+struct Span {
+    /// `YYYY-MM-DD HH:MM:SS` literals the offsets are added to.
+    users_from: String,
+    tokens_from: String,
+    /// Seconds after `users_from` / `tokens_from`.
+    joined_seconds: String,
+    created_seconds: String,
+}
+
+impl Span {
+    fn of(days: u64) -> Result<Self, SeedError> {
+        let end = NaiveDate::from_ymd_opt(TOKENS_END.0, TOKENS_END.1, TOKENS_END.2)
+            .and_then(|d| d.and_hms_opt(0, 0, 0));
+        let start = i64::try_from(days)
+            .ok()
+            .filter(|d| (1..=MAX_DAYS as i64).contains(d))
+            .and_then(|d| end.and_then(|e| e.checked_sub_signed(TimeDelta::try_days(d)?)));
+        let Some(start) = start else {
+            return Err(SeedError::Days(days));
+        };
+        let literal = |t: NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
+        let token_seconds = days * 86_400;
+        if days == DEMO_DAYS {
+            // The legacy demo's formulas, unchanged.
+            return Ok(Self {
+                users_from: DEMO_USERS_FROM.to_owned(),
+                tokens_from: literal(start),
+                joined_seconds: format!("(h11 % {USER_SPAN_SECONDS})"),
+                created_seconds: format!("(h21 % {token_seconds})"),
+            });
+        }
+        // Users join in the 60 days before the first token can be issued, so everyone's
+        // joined_at is before their first token.
+        let users_from = start - TimeDelta::seconds(USER_SPAN_SECONDS as i64);
+        Ok(Self {
+            users_from: literal(users_from),
+            tokens_from: literal(start),
+            joined_seconds: format!("((h16 * {HASH_RANGE} + h11) % {USER_SPAN_SECONDS})"),
+            created_seconds: format!("((h27 * {HASH_RANGE} + h21) % {token_seconds})"),
+        })
+    }
+
+    /// The highest salt of the users' and the tokens' hash columns.
+    fn salts(days: u64) -> (u64, u64) {
+        if days == DEMO_DAYS {
+            (15, 26)
+        } else {
+            (16, 27)
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +122,8 @@ pub enum SeedError {
     NotEmpty { users: i64, tokens: i64 },
     #[error("cannot seed tokens without users: pass --users N with N > 0")]
     NoUsers,
+    #[error("cannot spread tokens over {0} days: from 1 to {MAX_DAYS}")]
+    Days(u64),
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -107,6 +176,8 @@ pub async fn seed(
 ) -> Result<(), SeedError> {
     let dialect = Dialect::of(db);
     let seed = plan.seed % 2_147_483_647;
+    let span = Span::of(plan.days)?;
+    let (user_salts, token_salts) = Span::salts(plan.days);
     let txn = db.begin().await?;
     let (users, tokens) = (
         count(&txn, dialect, "users").await?,
@@ -130,10 +201,10 @@ pub async fn seed(
             first = dialect.json_pick(FIRST_NAMES, "h13 % 16"),
             last = dialect.json_pick(LAST_NAMES, "h14 % 16"),
             joined = dialect.timestamp_plus_micros(
-                USERS_FROM,
-                &format!("(h11 % {USER_SPAN_SECONDS}) * 1000000 + (h12 % 1000000)")
+                &span.users_from,
+                &format!("{} * 1000000 + (h12 % 1000000)", span.joined_seconds)
             ),
-            hashes = hash_columns(11..=15, seed),
+            hashes = hash_columns(11..=user_salts, seed),
             fence = dialect.no_flatten(),
         ));
         txn.execute_raw(sql.finish()).await?;
@@ -144,14 +215,15 @@ pub async fn seed(
     }
     // Each hash is computed once per row in a subquery the planner may not flatten.
     let created = dialect.timestamp_plus_micros(
-        TOKENS_FROM,
-        &format!("(h21 % {TOKEN_SPAN_SECONDS}) * 1000000 + (h22 % 1000000)"),
+        &span.tokens_from,
+        &format!("{} * 1000000 + (h22 % 1000000)", span.created_seconds),
     );
     // used_at comes 1 to 15 minutes after created_at for about half the tokens.
     let used = dialect.timestamp_plus_micros(
-        TOKENS_FROM,
+        &span.tokens_from,
         &format!(
-            "(h21 % {TOKEN_SPAN_SECONDS}) * 1000000 + (h22 % 1000000) + (1 + h23 % 15) * 60000000"
+            "{} * 1000000 + (h22 % 1000000) + (1 + h23 % 15) * 60000000",
+            span.created_seconds
         ),
     );
     // Maintaining secondary indexes row by row dominates a bulk load; rebuilding them
@@ -181,7 +253,7 @@ pub async fn seed(
                    FROM (SELECT i + {offset} AS i FROM series) n {fence}) s \
              JOIN numbered ON numbered.rn = 1 + h26 % {total_users} ORDER BY i",
             token = dialect.six_digits("h24 % 1000000"),
-            hashes = hash_columns(21..=26, seed),
+            hashes = hash_columns(21..=token_salts, seed),
             fence = dialect.no_flatten(),
         ));
         txn.execute_raw(sql.finish()).await?;
@@ -197,10 +269,17 @@ pub async fn seed(
     if let Some(sql) = dialect.after_bulk_load() {
         db.execute_unprepared(sql).await?;
     }
+    // The rollup triggers logged the keys the statements above wrote (once per statement);
+    // folding them now (with the fresh statistics) leaves the rollups exact on return.
+    let fold_started = Instant::now();
+    let folded = rollup::fold(db).await?;
     tracing::info!(
         users = plan.users,
         tokens = plan.tokens,
         seconds = started.elapsed().as_secs_f64(),
+        folded_slots = folded.slots,
+        folded_users = folded.users,
+        fold_seconds = fold_started.elapsed().as_secs_f64(),
         "seeded demo data"
     );
     Ok(())

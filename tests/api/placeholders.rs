@@ -49,6 +49,7 @@ async fn question_marks_in_literals_stay_text_next_to_bound_values(#[case] backe
             tokens: 40,
             seed: 3,
             append: false,
+            days: 7,
         },
         |_, _| {},
     )

@@ -1,0 +1,1 @@
+SELECT CAST(date_trunc('{trunc}', created_at AT TIME ZONE 'UTC' AT TIME ZONE 'America/New_York') AS date) AS d, COUNT(used_at) AS visits, COUNT(*) AS tokens_issued FROM tokens WHERE created_at >= '{from_utc}' AND created_at < '{to_utc}' GROUP BY d ORDER BY d;

@@ -1,0 +1,1 @@
+SELECT t.user_id, COUNT(*) AS visits, COUNT(t.used_at) AS check_ins, MAX(t.used_at) AS last_visit_at, COUNT(*) OVER () AS total_count FROM tokens t JOIN users u ON u.id = t.user_id GROUP BY t.user_id ORDER BY visits DESC, t.user_id LIMIT 100;
