@@ -79,7 +79,10 @@ TRIGGERS=$(psql_q -d "$DB" -c "SELECT string_agg(tgname, ', ' ORDER BY tgname) F
     WHERE tgrelid = 'tokens'::regclass AND NOT tgisinternal")
 [[ $TRIGGERS == *gw_rollup* ]] || die "$DB has no rollup triggers on tokens (is the rollup migration on this branch?)"
 MAX_USER=$(psql_q -d "$DB" -c "SELECT max(id) FROM users")
-MAX_TOKEN=$(psql_q -d "$DB" -c "SELECT max(id) FROM tokens")
+# `seed` writes nothing after 2023-02-14 00:15; the runs write now(): whatever was
+# created or used from 2024 on is the bench's, and is undone before each run.
+BENCH_EPOCH="2024-01-01 00:00:00"
+MAX_TOKEN=$(psql_q -d "$DB" -c "SELECT max(id) FROM tokens WHERE created_at < TIMESTAMP '$BENCH_EPOCH'")
 
 # ---------------------------------------------------------------- triggers on/off
 restore() {
@@ -114,11 +117,26 @@ UPDATE tokens SET used_at = now()
    AND used_at IS NULL;
 EOF
 
+# Every run starts from the same rows: a fast run inserts a few hundred thousand tokens
+# and uses as many, which would leave the next runs fewer unused tokens to find (longer
+# scans) and a bigger table. Without the triggers (so nothing is logged): the tokens
+# inserted by earlier runs are deleted, the tokens they used (used_at = now(), years
+# after every seeded used_at) unused again, the log emptied (as a fold would leave it),
+# then VACUUM and CHECKPOINT. The rollups are rebuilt at the end.
+reset_rows() {
+    psql_q -d "$DB" -c "ALTER TABLE tokens DISABLE TRIGGER USER" \
+        -c "DELETE FROM tokens WHERE id > $MAX_TOKEN" \
+        -c "UPDATE tokens SET used_at = NULL WHERE used_at >= TIMESTAMP '$BENCH_EPOCH'" \
+        -c "ALTER TABLE tokens ENABLE TRIGGER USER" \
+        -c "TRUNCATE gw_rollup_dirty_slots, gw_rollup_dirty_users" >/dev/null
+    psql_q -d "$DB" -c "VACUUM tokens, gw_rollup_dirty_slots, gw_rollup_dirty_users" -c "CHECKPOINT" >/dev/null
+}
+
 run_one() {  # ROUND SYNC WRITE MODE
     local round=$1 sync=$2 write=$3 mode=$4 out tps lat
     out=$WORK/pgbench-$write-sync_$sync-$mode-$round.txt
+    reset_rows
     set_triggers "$mode"
-    psql_q -d "$DB" -c "CHECKPOINT" >/dev/null
     PGOPTIONS="-c synchronous_commit=$sync" pgbench -n -M prepared -c "$CLIENTS" -j "$THREADS" -T "$DURATION" \
         -D max_user="$MAX_USER" -D max_token="$MAX_TOKEN" -f "$WORK/$write.sql" "$DB" > "$out" 2>&1 \
         || { cat "$out" >&2; die "pgbench $write ($mode) failed"; }
@@ -132,7 +150,6 @@ run_one() {  # ROUND SYNC WRITE MODE
 
 log "$DB: $ROUNDS rounds x synchronous_commit (${SYNCS[*]}) x (insert, use) x (triggers on, off), ${DURATION} s each, -c $CLIENTS -j $THREADS"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-LOG_BEFORE=$(psql_q -d "$DB" -c "SELECT (SELECT count(*) FROM gw_rollup_dirty_slots) + (SELECT count(*) FROM gw_rollup_dirty_users)")
 for round in $(seq 1 "$ROUNDS"); do
     # Alternate which mode goes first, so a drift over the run (autovacuum, the table and
     # the log growing) falls on both alike.
@@ -164,9 +181,9 @@ TOKENS_NOW=$(psql_q -d "$DB" -c "SELECT count(*) FROM tokens")
     echo "- date: $(date '+%Y-%m-%d %H:%M:%S %Z'); git commit: $(git rev-parse --short HEAD) ($(git log -1 --format=%s))"
     echo "- CPU: $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), nproc $(nproc); $(psql_q -d postgres -c 'SELECT version()' | cut -d, -f1); $(pgbench --version)"
     echo "- database \`$DB\`: $USERS users, $TOKENS tokens seeded over $DAYS days ($TOKENS_NOW after the run), migrated by the gateway; triggers on \`tokens\`: $TRIGGERS"
-    echo "- \`pgbench -n -M prepared -c $CLIENTS -j $THREADS -T $DURATION\`, $ROUNDS rounds, each: for synchronous_commit ${SYNCS[*]} (\`PGOPTIONS\`): insert on/off, use on/off (the order of on/off alternating by round), \`CHECKPOINT\` before every run"
+    echo "- \`pgbench -n -M prepared -c $CLIENTS -j $THREADS -T $DURATION\`, $ROUNDS rounds, each: for synchronous_commit ${SYNCS[*]} (\`PGOPTIONS\`): insert on/off, use on/off (the order of on/off alternating by round); before every run the rows are reset (the tokens earlier runs inserted deleted, those they used unused again, the log emptied; with the triggers off), then \`VACUUM tokens\` and \`CHECKPOINT\`"
     echo "- load average (1/5/15 min) before the runs: $LOAD_BEFORE, after: $LOAD_AFTER (the machine is shared: other builds and tests may run beside the bench)"
-    echo "- off = \`ALTER TABLE tokens DISABLE TRIGGER USER\` (the rollup triggers; the foreign key's internal trigger stays), on = \`ENABLE TRIGGER USER\`; the log grew by $((LOG_AFTER - LOG_BEFORE)) rows over the on runs (no fold in between)"
+    echo "- off = \`ALTER TABLE tokens DISABLE TRIGGER USER\` (the rollup triggers; the foreign key's internal trigger stays), on = \`ENABLE TRIGGER USER\`; each run starts with an empty log (none is folded during a run; the last run left $LOG_AFTER log rows)"
     echo "- afterwards: \`rollup rebuild\` ${REBUILD_S} s, \`rollup verify\`: $VERIFY; raw output in \`bench/work/writer-$STAMP/\`"
 } > "$WORK/meta.md"
 python3 "$BENCH/lib/bench.py" writer "$JSONL" "$WORK/meta.md" "$RESULTS_DIR/pgbench-writer-latest.md" "$RESULTS_DIR/pgbench-writer-$STAMP.md"
