@@ -234,14 +234,22 @@ async fn migrate(config: &Config) -> ExitCode {
     }
 }
 
+/// The database, migrated (batch commands work on the current schema), or the exit status.
+async fn connect_migrated(config: &Config) -> Result<sea_orm::DatabaseConnection, ExitCode> {
+    let conn = db::connect(config, None)
+        .await
+        .map_err(|e| fail("cannot connect to the database", e))?;
+    db::migrate(&conn)
+        .await
+        .map_err(|e| fail("migration failed", e))?;
+    Ok(conn)
+}
+
 async fn seed_cmd(config: &Config, plan: SeedPlan) -> ExitCode {
-    let conn = match db::connect(config, None).await {
+    let conn = match connect_migrated(config).await {
         Ok(c) => c,
-        Err(e) => return fail("cannot connect to the database", e),
+        Err(code) => return code,
     };
-    if let Err(e) = db::migrate(&conn).await {
-        return fail("migration failed", e);
-    }
     let started = Instant::now();
     let result = seed::seed(&conn, plan, |done, total| {
         let _ = writeln!(
@@ -267,13 +275,10 @@ async fn seed_cmd(config: &Config, plan: SeedPlan) -> ExitCode {
 }
 
 async fn rollup_cmd(config: &Config, action: RollupAction) -> ExitCode {
-    let conn = match db::connect(config, None).await {
+    let conn = match connect_migrated(config).await {
         Ok(c) => c,
-        Err(e) => return fail("cannot connect to the database", e),
+        Err(code) => return code,
     };
-    if let Err(e) = db::migrate(&conn).await {
-        return fail("migration failed", e);
-    }
     let started = Instant::now();
     let elapsed = || started.elapsed().as_secs_f64();
     match action {

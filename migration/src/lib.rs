@@ -10,8 +10,8 @@ mod m20261203_000004_rollup_levels;
 /// The rollups' SQL that the gateway's fold, rebuild and verify share with their migration.
 pub mod rollups {
     pub use super::m20261203_000003_rollups::{
-        ROLLUP_LOCK, SQLITE_USER_VISITS_COLUMNS, create_statements, slot_of_created_at,
-        slots_from_raw, user_visits_from_raw,
+        ROLLUP_LOCK, SQLITE_USER_VISITS_COLUMNS, create_statements, slots_from_raw,
+        user_visits_from_raw,
     };
     pub use super::m20261203_000004_rollup_levels::rebuild_statements;
 }

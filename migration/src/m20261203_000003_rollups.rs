@@ -133,14 +133,6 @@ pub fn user_visits_from_raw() -> &'static str {
     }
 }
 
-/// The slot of `tokens.created_at` as an SQL expression for `backend` (unqualified column).
-pub fn slot_of_created_at(backend: DbBackend) -> &'static str {
-    match backend {
-        DbBackend::Sqlite => sqlite_slot!("created_at"),
-        _ => "gw_slot(created_at)",
-    }
-}
-
 const POSTGRES_CREATE: &[&str] = &[
     // Finite timestamps only: 'infinity' is its own slot, which no report range reaches.
     "CREATE OR REPLACE FUNCTION gw_slot(t timestamp) RETURNS timestamp

@@ -168,16 +168,8 @@ impl Analytics {
             .all("visits_page_rollup", self.dialect.build(&query))
             .await?;
         let mut rows = rows
-            .into_iter()
-            .map(|row| {
-                Ok(UserVisits {
-                    user_id: row.try_get("", "user_id")?,
-                    joined_at: row.try_get("", "joined_at")?,
-                    visits: row.try_get("", "visits")?,
-                    check_ins: row.try_get("", "check_ins")?,
-                    last_visit_at: row.try_get("", "last_visit_at")?,
-                })
-            })
+            .iter()
+            .map(UserVisits::from_row)
             .collect::<Result<Vec<_>>>()?;
         let has_next = rows.len() > k.first;
         rows.truncate(k.first);

@@ -13,7 +13,7 @@ use sea_orm::sea_query::{Alias, Condition, Expr, Query};
 use super::Analytics;
 use super::error::{AnalyticsError, Result};
 use super::time;
-use super::usage::{bound_text, clamp, parse_day};
+use super::usage::{bound_text, clamp, counts_by_bucket, parse_day};
 
 /// A slot's, an hour's and a day's length in microseconds.
 const SLOT_MICROS: i64 = 15 * 60 * 1_000_000;
@@ -260,18 +260,7 @@ impl Analytics {
              ) x GROUP BY x.idx HAVING SUM(x.issued) > 0",
         );
         let rows = self.all("usage_by_day_rollup", sql.finish()).await?;
-        let mut counts = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let idx: i64 = row.try_get("", "idx")?;
-            let Some(bucket) = usize::try_from(idx).ok().and_then(|i| buckets.get(i)) else {
-                return Err(AnalyticsError::Internal(format!("bucket index {idx}")));
-            };
-            counts.insert(
-                bucket.date,
-                (row.try_get("", "visits")?, row.try_get("", "issued")?, 0),
-            );
-        }
-        Ok(counts)
+        counts_by_bucket(&rows, buckets, false)
     }
 }
 

@@ -135,6 +135,32 @@ pub(super) fn clamp(t: NaiveDateTime) -> NaiveDateTime {
     }
 }
 
+/// Counts keyed by bucket label from rows of `idx` (the bucket's index), `visits`, `issued`
+/// and, with `users`, `users` (else 0).
+pub(super) fn counts_by_bucket(
+    rows: &[sea_orm::QueryResult],
+    buckets: &[time::Bucket],
+    users: bool,
+) -> Result<HashMap<NaiveDate, (i64, i64, i64)>> {
+    let mut counts = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let idx: i64 = row.try_get("", "idx")?;
+        let Some(bucket) = usize::try_from(idx).ok().and_then(|i| buckets.get(i)) else {
+            return Err(AnalyticsError::Internal(format!("bucket index {idx}")));
+        };
+        let unique = if users { row.try_get("", "users")? } else { 0 };
+        counts.insert(
+            bucket.date,
+            (
+                row.try_get("", "visits")?,
+                row.try_get("", "issued")?,
+                unique,
+            ),
+        );
+    }
+    Ok(counts)
+}
+
 /// The table alias the usage queries give `tokens`.
 const T: &str = "t";
 
@@ -338,22 +364,7 @@ impl Analytics {
              GROUP BY bounds.idx ORDER BY bounds.idx",
             );
         let rows = self.all("usage_by_day", sql.finish()).await?;
-        let mut counts = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let idx: i64 = row.try_get("", "idx")?;
-            let Some(bucket) = usize::try_from(idx).ok().and_then(|i| buckets.get(i)) else {
-                return Err(AnalyticsError::Internal(format!("bucket index {idx}")));
-            };
-            counts.insert(
-                bucket.date,
-                (
-                    row.try_get("", "visits")?,
-                    row.try_get("", "issued")?,
-                    row.try_get("", "users")?,
-                ),
-            );
-        }
-        Ok(counts)
+        counts_by_bucket(&rows, buckets, true)
     }
 
     /// Oldest and newest `created_at` within the range, or `None` when there are no tokens.

@@ -39,6 +39,19 @@ pub struct UserVisits {
     pub last_visit_at: Option<NaiveDateTime>,
 }
 
+impl UserVisits {
+    /// A row selected with the columns `user_id`, `joined_at`, `visits`, `check_ins`, `last_visit_at`.
+    pub(super) fn from_row(row: &sea_orm::QueryResult) -> Result<Self> {
+        Ok(Self {
+            user_id: row.try_get("", "user_id")?,
+            joined_at: row.try_get("", "joined_at")?,
+            visits: row.try_get("", "visits")?,
+            check_ins: row.try_get("", "check_ins")?,
+            last_visit_at: row.try_get("", "last_visit_at")?,
+        })
+    }
+}
+
 impl Report for Vec<UserVisits> {
     /// The filter and the order the rows are sorted by.
     type Key = (VisitsFilter, VisitsOrder);
@@ -265,17 +278,7 @@ impl Analytics {
         let rows = self
             .all("visits_per_user", self.dialect.build(&query))
             .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(UserVisits {
-                    user_id: row.try_get("", "user_id")?,
-                    joined_at: row.try_get("", "joined_at")?,
-                    visits: row.try_get("", "visits")?,
-                    check_ins: row.try_get("", "check_ins")?,
-                    last_visit_at: row.try_get("", "last_visit_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(UserVisits::from_row).collect()
     }
 }
 
