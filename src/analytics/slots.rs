@@ -225,17 +225,46 @@ impl Analytics {
             serde_json::to_string(segments).map_err(|e| AnalyticsError::Internal(e.to_string()))
         };
         let [slots, hours, days] = levels;
+        // Only the sources with segments: an empty branch is not free, since the planner
+        // costs the raw one as a join on `tokens` and then plans the whole query in parallel
+        // (worker start-up was most of a 90 ms New York DAY answer at 10M tokens).
+        let branches = [
+            (
+                "ss",
+                &slots,
+                "SELECT ss.idx AS idx, s.used AS visits, s.issued AS issued \
+               FROM ss JOIN gw_usage_slots s ON s.slot >= ss.lo AND s.slot < ss.hi",
+            ),
+            (
+                "hs",
+                &hours,
+                "SELECT hs.idx AS idx, h.used AS visits, h.issued AS issued \
+               FROM hs JOIN gw_usage_hours h ON h.hour >= hs.lo AND h.hour < hs.hi",
+            ),
+            (
+                "ds",
+                &days,
+                "SELECT ds.idx AS idx, d.used AS visits, d.issued AS issued \
+               FROM ds JOIN gw_usage_days d ON d.day >= ds.lo AND d.day < ds.hi",
+            ),
+            (
+                "rs",
+                &raw_segments,
+                "SELECT rs.idx AS idx, COUNT(t.used_at) AS visits, COUNT(*) AS issued \
+               FROM rs JOIN tokens t ON t.created_at >= rs.lo AND t.created_at < rs.hi \
+               GROUP BY rs.idx",
+            ),
+        ];
+        let branches: Vec<_> = branches
+            .into_iter()
+            .filter(|(_, segments, _)| !segments.is_empty())
+            .collect();
+        if branches.is_empty() {
+            return Ok(HashMap::new());
+        }
         // Joins on row sources from JSON: beyond the query builder, so written by hand.
         let mut sql = self.dialect.raw();
-        for (i, (name, segments)) in [
-            ("ss", &slots),
-            ("hs", &hours),
-            ("ds", &days),
-            ("rs", &raw_segments),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (i, (name, segments, _)) in branches.iter().enumerate() {
             sql.push(if i == 0 { "WITH " } else { ", " })
                 .push(name)
                 .push(" AS (");
@@ -244,21 +273,13 @@ impl Analytics {
         }
         sql.push(
             " SELECT x.idx AS idx, CAST(SUM(x.visits) AS BIGINT) AS visits, \
-             CAST(SUM(x.issued) AS BIGINT) AS issued FROM ( \
-               SELECT ss.idx AS idx, s.used AS visits, s.issued AS issued \
-               FROM ss JOIN gw_usage_slots s ON s.slot >= ss.lo AND s.slot < ss.hi \
-               UNION ALL \
-               SELECT hs.idx AS idx, h.used AS visits, h.issued AS issued \
-               FROM hs JOIN gw_usage_hours h ON h.hour >= hs.lo AND h.hour < hs.hi \
-               UNION ALL \
-               SELECT ds.idx AS idx, d.used AS visits, d.issued AS issued \
-               FROM ds JOIN gw_usage_days d ON d.day >= ds.lo AND d.day < ds.hi \
-               UNION ALL \
-               SELECT rs.idx AS idx, COUNT(t.used_at) AS visits, COUNT(*) AS issued \
-               FROM rs JOIN tokens t ON t.created_at >= rs.lo AND t.created_at < rs.hi \
-               GROUP BY rs.idx \
-             ) x GROUP BY x.idx HAVING SUM(x.issued) > 0",
+             CAST(SUM(x.issued) AS BIGINT) AS issued FROM (",
         );
+        for (i, (_, _, select)) in branches.iter().enumerate() {
+            sql.push(if i == 0 { " " } else { " UNION ALL " })
+                .push(select);
+        }
+        sql.push(" ) x GROUP BY x.idx HAVING SUM(x.issued) > 0");
         let rows = self.all("usage_by_day_rollup", sql.finish()).await?;
         counts_by_bucket(&rows, buckets, false)
     }
