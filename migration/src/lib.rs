@@ -6,6 +6,7 @@ mod m20230207_000001_legacy_schema;
 mod m20261123_000002_analytics_indexes;
 mod m20261203_000003_rollups;
 mod m20261203_000004_rollup_levels;
+mod m20261204_000005_row_update_trigger;
 
 /// The rollups' SQL that the gateway's fold, rebuild and verify share with their migration.
 pub mod rollups {
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_analytics_indexes::Migration),
             Box::new(m20261203_000003_rollups::Migration),
             Box::new(m20261203_000004_rollup_levels::Migration),
+            Box::new(m20261204_000005_row_update_trigger::Migration),
         ]
     }
 }

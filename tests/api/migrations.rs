@@ -170,7 +170,7 @@ async fn migrations_create_the_legacy_schema_and_rerun_as_a_no_op(#[case] backen
     }
     let app = TestApp::spawn(backend).await;
     let applied = app.query_i64("SELECT COUNT(*) FROM seaql_migrations").await;
-    assert_eq!(applied, 4, "{backend:?}");
+    assert_eq!(applied, 5, "{backend:?}");
     app.insert(
         &[crate::reference::user(1, "2023-01-01 00:00:00", true)],
         &[crate::reference::token(1, 1, "2023-01-02 10:00:00", None)],
@@ -181,7 +181,7 @@ async fn migrations_create_the_legacy_schema_and_rerun_as_a_no_op(#[case] backen
         .expect("second run");
     assert_eq!(
         app.query_i64("SELECT COUNT(*) FROM seaql_migrations").await,
-        4
+        5
     );
     assert_eq!(app.query_i64("SELECT COUNT(*) FROM tokens").await, 1);
     // The legacy foreign key holds on both backends.

@@ -531,6 +531,94 @@ async fn seeded_app(
     app
 }
 
+/// The tokens update trigger logs a row's old and new slot and user only when its user,
+/// creation or use changed (a row trigger with a `WHEN` clause on PostgreSQL since
+/// migration 5, `UPDATE OF` on SQLite): the legacy writer's `set used_at` logs one slot and
+/// one user, a token text change nothing.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn the_update_trigger_logs_exactly_the_keys_a_change_touched(#[case] backend: Backend) {
+    if unavailable(backend) {
+        return;
+    }
+    let app = seeded_app(backend, 29, |_| {}).await;
+    let db = &app.db;
+    let logged = || async {
+        (
+            app.query_i64("SELECT COUNT(DISTINCT slot) FROM gw_rollup_dirty_slots")
+                .await,
+            app.query_i64("SELECT COUNT(DISTINCT user_id) FROM gw_rollup_dirty_users")
+                .await,
+        )
+    };
+    let run = |sql: String| async move {
+        db.execute_unprepared(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    };
+    rollup::fold(db).await.expect("fold");
+    assert_eq!(logged().await, (0, 0), "{backend:?}: log after a fold");
+    let id = app
+        .query_i64("SELECT CAST(MIN(id) AS BIGINT) FROM tokens")
+        .await;
+    let user = app
+        .query_i64(&format!(
+            "SELECT CAST(user_id AS BIGINT) FROM tokens WHERE id = {id}"
+        ))
+        .await;
+    let other = app
+        .query_i64(&format!(
+            "SELECT CAST(MIN(id) AS BIGINT) FROM users WHERE id <> {user}"
+        ))
+        .await;
+    run(format!(
+        "UPDATE tokens SET token = 'zzzzzz' WHERE id = {id}"
+    ))
+    .await;
+    assert_eq!(logged().await, (0, 0), "{backend:?}: token text only");
+    run(format!(
+        "UPDATE tokens SET used_at = created_at WHERE id = {id}"
+    ))
+    .await;
+    assert_eq!(logged().await, (1, 1), "{backend:?}: set used_at");
+    rollup::fold(db).await.expect("fold");
+    run(format!(
+        "UPDATE tokens SET used_at = used_at WHERE id = {id}"
+    ))
+    .await;
+    // SQLite's `UPDATE OF` fires on a column named in SET, changed or not (harmless: the
+    // fold recomputes an unchanged key to the same row).
+    let unchanged = if backend == Backend::Postgres {
+        (0, 0)
+    } else {
+        (1, 1)
+    };
+    assert_eq!(
+        logged().await,
+        unchanged,
+        "{backend:?}: used_at set to itself"
+    );
+    rollup::fold(db).await.expect("fold");
+    // A slot no random token is in (the random dataset is nowhere near 2030).
+    let moved = ts("2030-01-01 00:00:00");
+    let sql = "UPDATE tokens SET user_id = ?, created_at = ? WHERE id = ?";
+    db.execute_raw(stmt(
+        db.get_database_backend(),
+        sql,
+        vec![(other as i32).into(), moved.into(), (id as i32).into()],
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    assert_eq!(
+        logged().await,
+        (2, 2),
+        "{backend:?}: moved in time and to another user"
+    );
+    assert_rollups_exact(db, &format!("{backend:?} after the updates")).await;
+}
+
 // ---- a. every kind of write keeps the rollups exact -----------------------------------------
 
 #[rstest]
