@@ -68,7 +68,7 @@ impl Application {
                 max_page_size: config.max_page_size,
             },
             cache,
-            metrics.refresh_failures("reports"),
+            metrics.cache_counters("reports"),
             metrics.rollup.clone(),
         );
         let schema = graphql::build_schema(

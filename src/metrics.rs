@@ -18,9 +18,11 @@ const DB_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// The caches that refresh in the background: the `cache` label's whole set.
-/// (The rendered REST bodies never refresh on their own; their data comes through `reports`.)
-pub const REFRESHING_CACHES: &[&str] = &["reports"];
+/// The `cache` label's whole set: the report cache (`reports`), the rendered legacy REST
+/// bodies (`rest_bodies`) and the whole GraphQL answers (`graphql_responses`).
+pub const CACHES: &[&str] = &["reports", "rest_bodies", "graphql_responses"];
+/// The `result` label of `cache_requests_total`.
+pub const CACHE_RESULTS: &[&str] = &["hit", "miss", "stale"];
 
 /// Operation names that get their own label value; everything else is `other`.
 pub const LEGACY_OPERATIONS: &[&str] = &["LegacyDailyUsage", "LegacyUserVisits"];
@@ -123,6 +125,10 @@ pub struct Metrics {
     pub db_pool: IntGaugeVec,
     pub db_errors: IntCounterVec,
     pub cache_refresh_failures: IntCounterVec,
+    pub cache_requests: IntCounterVec,
+    pub cache_bytes: IntGaugeVec,
+    pub cache_entries: IntGaugeVec,
+    pub http_not_modified: prometheus::IntCounter,
     pub tokens_used_today: IntGauge,
     pub tokens_issued_today: IntGauge,
     pub active_users: IntGauge,
@@ -191,6 +197,31 @@ impl Metrics {
             ),
             &["cache"],
         )?;
+        let cache_requests = IntCounterVec::new(
+            Opts::new(
+                "cache_requests_total",
+                "Cache lookups by cache and what they answered: hit (fresh), miss (computed), stale (served while refreshed).",
+            ),
+            &["cache", "result"],
+        )?;
+        let cache_bytes = IntGaugeVec::new(
+            Opts::new(
+                "cache_bytes",
+                "Bytes a cache holds, by its weights (sampled at scrape).",
+            ),
+            &["cache"],
+        )?;
+        let cache_entries = IntGaugeVec::new(
+            Opts::new(
+                "cache_entries",
+                "Entries a cache holds (sampled at scrape).",
+            ),
+            &["cache"],
+        )?;
+        let http_not_modified = prometheus::IntCounter::new(
+            "http_responses_not_modified_total",
+            "Answers sent as 304 Not Modified (If-None-Match named the current ETag).",
+        )?;
         let tokens_used_today = IntGauge::new(
             "coworking_tokens_used_today",
             "Tokens created today (UTC) that were used.",
@@ -219,10 +250,19 @@ impl Metrics {
             db_errors.with_label_values(&[kind]);
         }
         registry.register(Box::new(db_errors.clone()))?;
-        for cache in REFRESHING_CACHES {
+        for cache in CACHES {
             cache_refresh_failures.with_label_values(&[cache]);
+            cache_bytes.with_label_values(&[cache]);
+            cache_entries.with_label_values(&[cache]);
+            for result in CACHE_RESULTS {
+                cache_requests.with_label_values(&[cache, result]);
+            }
         }
         registry.register(Box::new(cache_refresh_failures.clone()))?;
+        registry.register(Box::new(cache_requests.clone()))?;
+        registry.register(Box::new(cache_bytes.clone()))?;
+        registry.register(Box::new(cache_entries.clone()))?;
+        registry.register(Box::new(http_not_modified.clone()))?;
         registry.register(Box::new(tokens_used_today.clone()))?;
         registry.register(Box::new(tokens_issued_today.clone()))?;
         registry.register(Box::new(active_users.clone()))?;
@@ -246,6 +286,10 @@ impl Metrics {
             db_pool,
             db_errors,
             cache_refresh_failures,
+            cache_requests,
+            cache_bytes,
+            cache_entries,
+            http_not_modified,
             tokens_used_today,
             tokens_issued_today,
             active_users,
@@ -262,9 +306,26 @@ impl Metrics {
         }
     }
 
-    /// The failure counter of one of [`REFRESHING_CACHES`].
-    pub fn refresh_failures(&self, cache: &'static str) -> prometheus::IntCounter {
-        self.cache_refresh_failures.with_label_values(&[cache])
+    /// The counters of one of [`CACHES`].
+    pub fn cache_counters(&self, cache: &'static str) -> crate::analytics::cache::CacheCounters {
+        let result = |r: &str| self.cache_requests.with_label_values(&[cache, r]);
+        crate::analytics::cache::CacheCounters {
+            hit: result("hit"),
+            miss: result("miss"),
+            stale: result("stale"),
+            refresh_failures: self.cache_refresh_failures.with_label_values(&[cache]),
+        }
+    }
+
+    /// Samples a cache's size into `cache_bytes` and `cache_entries`.
+    pub fn set_cache_size(&self, cache: &'static str, bytes: u64, entries: u64) {
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.cache_bytes
+            .with_label_values(&[cache])
+            .set(gauge(bytes));
+        self.cache_entries
+            .with_label_values(&[cache])
+            .set(gauge(entries));
     }
 
     pub fn db_histogram(&self, query: &str) -> Histogram {

@@ -71,14 +71,15 @@ pub struct CachePolicy {
 
 /// How `CACHE_MAX_BYTES` is shared between the caches, each bounded on its own.
 ///
-/// Reports get half: they are what a BI tool's sweep of distinct ranges fills.
-/// The rendered legacy bodies a quarter: only two keys, but `user_visits` is
-/// about 50 bytes per user (5 MB at 100,000 users). Users by id and persisted
-/// queries an eighth each.
+/// Reports get three eighths: they are what a BI tool's sweep of distinct ranges fills.
+/// The rendered legacy bodies a quarter: only two keys, but `user_visits` is about 63
+/// bytes per user (6.3 MB at 100,000 users, plus its compressed forms once asked for).
+/// Whole GraphQL answers a quarter. Users by id and persisted queries a sixteenth each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
     pub reports: u64,
     pub rest_bodies: u64,
+    pub graphql_responses: u64,
     pub users: u64,
     pub persisted_queries: u64,
 }
@@ -98,10 +99,11 @@ impl CachePolicy {
     pub fn budget(&self) -> Budget {
         let b = self.max_bytes;
         Budget {
-            reports: b / 2,
+            reports: b / 8 * 3,
             rest_bodies: b / 4,
-            users: b / 8,
-            persisted_queries: b / 8,
+            graphql_responses: b / 4,
+            users: b / 16,
+            persisted_queries: b / 16,
         }
     }
 }
@@ -160,6 +162,26 @@ impl<V> Entry<V> {
     }
 }
 
+/// One cache's series in `/metrics`: `cache_requests_total{cache, result}` by what a
+/// lookup answered, and `cache_refresh_failures_total{cache}`.
+#[derive(Clone)]
+pub struct CacheCounters {
+    pub hit: prometheus::IntCounter,
+    pub miss: prometheus::IntCounter,
+    pub stale: prometheus::IntCounter,
+    pub refresh_failures: prometheus::IntCounter,
+}
+
+impl CacheCounters {
+    fn count(&self, source: Source) {
+        match source {
+            Source::Hit => self.hit.inc(),
+            Source::Miss => self.miss.inc(),
+            Source::Stale => self.stale.inc(),
+        }
+    }
+}
+
 /// Answers by key, fresh for `ttl`, then served stale for up to `stale` more while one
 /// background refresh runs; the total weight (bytes) stays within `max_bytes`.
 /// Clones share the entries.
@@ -170,8 +192,8 @@ pub struct SwrCache<K, V> {
     stale: Duration,
     max_bytes: u64,
     refreshing: Arc<Mutex<HashSet<K>>>,
-    /// Counts failed background refreshes (`cache_refresh_failures_total{cache=…}`).
-    refresh_failures: Option<prometheus::IntCounter>,
+    /// Lookups by result and failed background refreshes.
+    counters: Option<CacheCounters>,
 }
 
 impl<K: CacheKey, V: Clone + Send + Sync + 'static> SwrCache<K, V> {
@@ -182,7 +204,7 @@ impl<K: CacheKey, V: Clone + Send + Sync + 'static> SwrCache<K, V> {
         stale: Duration,
         max_bytes: u64,
         weigh: impl Fn(&K, &V) -> u32 + Send + Sync + 'static,
-        refresh_failures: Option<prometheus::IntCounter>,
+        counters: Option<CacheCounters>,
     ) -> Self {
         let entries = moka::future::Cache::builder()
             .weigher(move |key: &K, entry: &Arc<Entry<V>>| weigh(key, &entry.value))
@@ -197,7 +219,7 @@ impl<K: CacheKey, V: Clone + Send + Sync + 'static> SwrCache<K, V> {
             stale,
             max_bytes,
             refreshing: Arc::default(),
-            refresh_failures,
+            counters,
         }
     }
 
@@ -220,6 +242,27 @@ impl<K: CacheKey, V: Clone + Send + Sync + 'static> SwrCache<K, V> {
         self.entries.run_pending_tasks().await;
     }
 
+    fn count(&self, source: Source) {
+        if let Some(counters) = &self.counters {
+            counters.count(source);
+        }
+    }
+
+    /// Weighs `key`'s entry again (its value grew: a compressed form was added), keeping
+    /// its age; the cache evicts to stay within its bound if need be.
+    pub async fn reweigh(&self, key: &K) {
+        if let Some(entry) = self.entries.get(key).await {
+            self.entries.insert(key.clone(), entry).await;
+        }
+    }
+
+    /// Stores an answer fetched outside [`Self::get`] (a revalidation), unless it is stale.
+    pub async fn put(&self, key: K, fetched: Cached<V>) {
+        if fetched.source != Source::Stale {
+            self.entries.insert(key, Entry::new(fetched)).await;
+        }
+    }
+
     /// The cached answer for `key`, or `fetch`'s, with one fetch for any number of
     /// concurrent callers. `fetch` tells the age and source of the data it passes on
     /// (a fresh read: [`Cached::miss`]).
@@ -232,6 +275,7 @@ impl<K: CacheKey, V: Clone + Send + Sync + 'static> SwrCache<K, V> {
         if let Some(entry) = self.entries.get(&key).await {
             let age = entry.fetched.elapsed();
             if age < self.ttl {
+                self.count(Source::Hit);
                 return Ok(Cached {
                     value: entry.value.clone(),
                     age,
@@ -240,6 +284,7 @@ impl<K: CacheKey, V: Clone + Send + Sync + 'static> SwrCache<K, V> {
             }
             if age < self.ttl + self.stale {
                 self.refresh_in_background(key, fetch);
+                self.count(Source::Stale);
                 return Ok(Cached {
                     value: entry.value.clone(),
                     age,
@@ -249,10 +294,23 @@ impl<K: CacheKey, V: Clone + Send + Sync + 'static> SwrCache<K, V> {
             self.entries.invalidate(&key).await;
         }
         let started = Instant::now();
+        // Set by the one caller whose fetch runs; the others joined it (a hit, for the
+        // counters: this cache answered them).
+        let fetched_here = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = fetched_here.clone();
         let entry = self
             .entries
-            .try_get_with(key.clone(), async move { fetch().await.map(Entry::new) })
-            .await?;
+            .try_get_with(key.clone(), async move {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                fetch().await.map(Entry::new)
+            })
+            .await
+            .inspect_err(|_| self.count(Source::Miss))?;
+        self.count(if fetched_here.load(std::sync::atomic::Ordering::Relaxed) {
+            Source::Miss
+        } else {
+            Source::Hit
+        });
         // Stale data is served (marked) but not kept: the next request asks again.
         if entry.source == Source::Stale {
             self.entries.invalidate(&key).await;
@@ -283,7 +341,7 @@ impl<K: CacheKey, V: Clone + Send + Sync + 'static> SwrCache<K, V> {
         }
         drop(refreshing);
         let (entries, refreshing) = (self.entries.clone(), self.refreshing.clone());
-        let failures = self.refresh_failures.clone();
+        let failures = self.counters.as_ref().map(|c| c.refresh_failures.clone());
         tokio::spawn(async move {
             match fetch().await {
                 Ok(fetched) if fetched.source != Source::Stale => {

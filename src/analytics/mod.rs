@@ -108,18 +108,18 @@ struct Rollup {
 }
 
 impl Analytics {
-    /// `refresh_failures` counts background refreshes of the report cache that failed.
+    /// `counters` count the report cache's lookups and failed background refreshes.
     pub fn new(
         db: DatabaseConnection,
         limits: Limits,
         cache: CachePolicy,
-        refresh_failures: prometheus::IntCounter,
+        counters: cache::CacheCounters,
         rollup: RollupMetrics,
     ) -> Self {
         let dialect = Dialect::of(&db);
         let user_cache = (cache.ttl > Duration::ZERO).then(|| user_cache(&cache));
-        let cache = (cache.ttl > Duration::ZERO)
-            .then(|| Arc::new(reports::report_cache(&cache, refresh_failures)));
+        let cache =
+            (cache.ttl > Duration::ZERO).then(|| Arc::new(reports::report_cache(&cache, counters)));
         Self {
             db,
             dialect,

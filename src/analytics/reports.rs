@@ -10,7 +10,8 @@ use std::mem::size_of_val;
 use std::sync::Arc;
 
 use super::cache::{
-    ARC_HEADER, CacheKey, CachePolicy, Cached, ENTRY_OVERHEAD, SwrCache, entry_size, weight,
+    ARC_HEADER, CacheCounters, CacheKey, CachePolicy, Cached, ENTRY_OVERHEAD, SwrCache, entry_size,
+    weight,
 };
 use super::error::{AnalyticsError, Result};
 
@@ -125,7 +126,7 @@ pub type ReportCache = SwrCache<ReportKey, ReportValue>;
 
 /// The reports' share of `CACHE_MAX_BYTES`; an entry weighs at least that share over
 /// `CACHE_MAX_ENTRIES`, so both bounds hold.
-pub fn report_cache(policy: &CachePolicy, refresh_failures: prometheus::IntCounter) -> ReportCache {
+pub fn report_cache(policy: &CachePolicy, counters: CacheCounters) -> ReportCache {
     let (budget, max_entries) = (policy.budget().reports, policy.max_entries);
     SwrCache::new(
         policy.ttl,
@@ -140,8 +141,24 @@ pub fn report_cache(policy: &CachePolicy, refresh_failures: prometheus::IntCount
                 + ENTRY_OVERHEAD;
             weight(bytes, budget, max_entries)
         },
-        Some(refresh_failures),
+        Some(counters),
     )
+}
+
+tokio::task_local! {
+    /// Set while a request that asked to revalidate (`Cache-Control: no-cache`) runs.
+    static REVALIDATE: ();
+}
+
+/// Runs `f` so that every report it reads is computed afresh (and stored for the next
+/// caller) instead of served from the cache: a client's `Cache-Control: no-cache`.
+pub async fn revalidating<F: Future>(f: F) -> F::Output {
+    REVALIDATE.scope((), f).await
+}
+
+/// Whether the running request asked to revalidate (see [`revalidating`]).
+pub fn revalidation_requested() -> bool {
+    REVALIDATE.try_with(|_| ()).is_ok()
 }
 
 /// `fetch`'s answer through `cache` (or straight, when the cache is off).
@@ -158,11 +175,17 @@ where
     let Some(cache) = cache else {
         return Ok(Cached::miss(Arc::new(fetch().await?)));
     };
-    let fetch = move || async move { fetch().await.map(|r| Cached::miss(ReportValue::new(r))) };
-    let cached = cache
-        .get(ReportKey::new::<R>(key), fetch)
-        .await
-        .map_err(|e| (*e).clone())?;
+    let cached = if revalidation_requested() {
+        let fresh = Cached::miss(ReportValue::new(fetch().await?));
+        cache.put(ReportKey::new::<R>(key), fresh.clone()).await;
+        fresh
+    } else {
+        let fetch = move || async move { fetch().await.map(|r| Cached::miss(ReportValue::new(r))) };
+        cache
+            .get(ReportKey::new::<R>(key), fetch)
+            .await
+            .map_err(|e| (*e).clone())?
+    };
     let answer = cached.value.answer.clone();
     // The key holds `R`'s type, and only this function stores under it: always `R`.
     match answer.downcast::<R>() {

@@ -26,6 +26,25 @@ pub async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoRespons
     pool.with_label_values(&["active"])
         .set(i64::from(size.saturating_sub(idle)));
     pool.with_label_values(&["max"]).set(i64::from(max));
+    let metrics = &state.metrics;
+    if let Some(reports) = state.analytics.report_cache() {
+        reports.run_pending_tasks().await;
+        metrics.set_cache_size("reports", reports.weighted_size(), reports.entry_count());
+    }
+    state.rendered.run_pending_tasks().await;
+    let rendered = &state.rendered;
+    metrics.set_cache_size(
+        "rest_bodies",
+        rendered.weighted_size(),
+        rendered.entry_count(),
+    );
+    state.responses.run_pending_tasks().await;
+    let responses = &state.responses;
+    metrics.set_cache_size(
+        "graphql_responses",
+        responses.weighted_size(),
+        responses.entry_count(),
+    );
     (
         StatusCode::OK,
         [(

@@ -5,6 +5,7 @@
 //! graphql/ is `/graphql`, reports.rs and probes.rs the legacy REST roads, metrics.rs
 //! `/metrics`, graphiql.rs the browser IDE, middleware/ what is hand-written around them.
 
+pub mod encoding;
 pub mod error;
 pub mod graphiql;
 pub mod graphql;
@@ -26,6 +27,8 @@ use axum::middleware::{from_fn, from_fn_with_state, map_request};
 use axum::routing::get;
 use sea_orm::DatabaseConnection;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::SizeAbove;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -96,7 +99,7 @@ fn routes(state: &AppState) -> Router<AppState> {
 /// echoed on the response; metrics and the access log (by `MatchedPath`, so inside the
 /// router: `Router::layer` wraps each route and the fallback); a panic becomes a JSON
 /// 500; error bodies become JSON; the time limit (504), the header limit (431) and
-/// the body limit (413).
+/// the body limit (413); answers of 1 KiB and more are compressed as the client accepts.
 pub fn with_stack(routes: Router<AppState>, state: AppState) -> Router {
     let config = &state.config;
     let limits = json_errors::Limits {
@@ -112,6 +115,12 @@ pub fn with_stack(routes: Router<AppState>, state: AppState) -> Router {
             config.request_timeout,
         ))
         .layer(from_fn_with_state(limits, json_errors))
+        // Outside the JSON error bodies, which read what they rewrite; a cached answer
+        // comes already encoded (`http::encoding`) and passes through as it is.
+        .layer(
+            CompressionLayer::new()
+                .compress_when(SizeAbove::new(encoding::MIN_COMPRESS_BYTES as u16)),
+        )
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(from_fn_with_state(state.metrics.clone(), observe::observe))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -144,7 +153,12 @@ impl Server {
         schema: AppSchema,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let rest_bodies = CachePolicy::from(config.cache).budget().rest_bodies;
+        let policy = CachePolicy::from(config.cache);
+        let budget = policy.budget();
+        let (rest_counters, response_counters) = (
+            metrics.cache_counters("rest_bodies"),
+            metrics.cache_counters("graphql_responses"),
+        );
         let state = AppState::new(Shared {
             analytics,
             schema,
@@ -152,7 +166,12 @@ impl Server {
             metrics,
             auth: Arc::new(auth),
             rate_limiter: config.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
-            rendered: rendered_cache(config.cache.ttl, rest_bodies),
+            rendered: rendered_cache(config.cache.ttl, budget.rest_bodies, rest_counters),
+            responses: graphql::response_cache(
+                &policy,
+                budget.graphql_responses,
+                response_counters,
+            ),
             shutting_down: Arc::new(AtomicBool::new(false)),
             config: Arc::new(config),
         });

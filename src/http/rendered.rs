@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
+use std::mem::size_of;
 
-use crate::analytics::cache::{CacheKey, ENTRY_OVERHEAD, SwrCache, entry_size};
+use crate::analytics::cache::{
+    ARC_HEADER, CacheCounters, CacheKey, ENTRY_OVERHEAD, SwrCache, entry_size,
+};
+use crate::http::encoding::{Encoded, SharedBody};
 
 /// The legacy reports' labels in the rendered-body cache and logs (daily usage also runs
 /// as the GraphQL operation of that name).
@@ -31,21 +34,28 @@ impl CacheKey for LegacyReport {
 /// report gets the bytes without re-running the operation and re-serialising
 /// thousands of rows. A miss reads the analytics layer as always. A body has no stale
 /// window of its own: its data comes through the report cache, which says when it is
-/// stale, and a body of stale data is served (marked) but not kept.
-pub type RenderedCache = SwrCache<LegacyReport, Bytes>;
+/// stale, and a body of stale data is served (marked) but not kept. Each body carries its
+/// `ETag` and, once asked for, its compressed forms (see `http::encoding`).
+pub type RenderedCache = SwrCache<LegacyReport, SharedBody>;
 
-/// Weighed by body bytes within `max_bytes` (the REST share of `CACHE_MAX_BYTES`);
-/// a body larger than that is served but not kept.
-pub fn rendered_cache(ttl: Duration, max_bytes: u64) -> RenderedCache {
+/// Weighed by body bytes, with the compressed forms made so far (re-weighed when one
+/// is added), within
+/// `max_bytes` (the REST share of `CACHE_MAX_BYTES`); a body larger than that is served
+/// but not kept.
+pub fn rendered_cache(ttl: Duration, max_bytes: u64, counters: CacheCounters) -> RenderedCache {
     SwrCache::new(
         ttl,
         Duration::ZERO,
         max_bytes,
         // One entry per report, so only the bytes bound it.
-        |_: &LegacyReport, body: &Bytes| {
-            let bytes = entry_size::<Bytes>() + body.len() + ENTRY_OVERHEAD;
+        |_: &LegacyReport, body: &SharedBody| {
+            let bytes = entry_size::<SharedBody>()
+                + ARC_HEADER
+                + size_of::<Encoded>()
+                + body.held_bytes()
+                + ENTRY_OVERHEAD;
             u32::try_from(bytes).unwrap_or(u32::MAX)
         },
-        None,
+        Some(counters),
     )
 }

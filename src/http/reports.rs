@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 
 use async_graphql::{Request, Variables};
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use chrono::{NaiveDateTime, Timelike};
 use serde_json::{Value, json};
 
@@ -21,7 +21,9 @@ use axum::body::Bytes;
 use axum::http::HeaderValue;
 
 use crate::analytics::cache::{Cached, Failure, Freshness, Source};
-use crate::analytics::visits::{Cursor, VisitsFilter, VisitsOrder};
+use crate::analytics::reports::revalidating;
+use crate::analytics::visits::{Cursor, Page, VisitsFilter, VisitsOrder};
+use crate::http::encoding::{self, Encoded, SharedBody};
 use crate::http::error::AppError;
 use crate::http::graphql::{Context, with_context};
 use crate::http::rendered::{DAILY_USAGE_OPERATION, LegacyReport};
@@ -63,38 +65,36 @@ async fn run(
         .map_err(|e| AppError::Internal(e.to_string()))
 }
 
-/// The legacy body, plus headers telling the data's age (clients that ignore them see no change).
-fn legacy_json(state: &AppState, rendered: Cached<Bytes>) -> Response {
-    let Cached {
-        value: body,
-        age,
-        source,
-    } = rendered;
-    let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+/// The legacy body (the same bytes and status as ever for a client that sends no caching
+/// headers), with its validator, freshness headers and coding (see `http::encoding`).
+async fn legacy_json(
+    state: &AppState,
+    request: &HeaderMap,
+    report: LegacyReport,
+    rendered: Cached<SharedBody>,
+) -> Response {
     let policy = state.config.cache;
-    let headers = response.headers_mut();
-    let fresh_for = policy.ttl.saturating_sub(age).as_secs();
-    let cache_control = if policy.ttl.is_zero() {
-        "no-cache".to_owned()
-    } else {
-        format!(
-            "max-age={fresh_for}, stale-while-revalidate={}",
-            policy.stale.as_secs()
-        )
+    let freshness = encoding::Freshness {
+        age: rendered.age,
+        source: rendered.source,
+        ttl: policy.ttl,
+        stale: policy.stale,
+        private: state.auth.enabled(),
     };
-    let x_cache = match source {
-        Source::Miss => "MISS",
-        Source::Hit => "HIT",
-        Source::Stale => "STALE",
-    };
-    for (name, value) in [
-        ("age", age.as_secs().to_string()),
-        ("cache-control", cache_control),
-        ("x-cache", x_cache.to_owned()),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
+    let held = rendered.value.held_bytes();
+    let (response, not_modified) = encoding::respond(
+        request,
+        StatusCode::OK,
+        HeaderValue::from_static("application/json"),
+        &rendered.value,
+        freshness,
+    )
+    .await;
+    if not_modified {
+        state.metrics.http_not_modified.inc();
+    }
+    if rendered.value.held_bytes() != held && !policy.ttl.is_zero() {
+        state.rendered.reweigh(&report).await;
     }
     response
 }
@@ -106,15 +106,17 @@ fn shape_error(what: &str) -> AppError {
 pub async fn daily_usage(
     State(state): State<AppState>,
     context: Context,
+    headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    serve(&state, &context, LegacyReport::DailyUsage).await
+    serve(&state, &context, &headers, LegacyReport::DailyUsage).await
 }
 
 pub async fn user_visits(
     State(state): State<AppState>,
     context: Context,
+    headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    serve(&state, &context, LegacyReport::UserVisits).await
+    serve(&state, &context, &headers, LegacyReport::UserVisits).await
 }
 
 impl Failure for AppError {
@@ -132,7 +134,7 @@ async fn render(
     report: LegacyReport,
     state: &AppState,
     context: &Context,
-) -> Result<Cached<Bytes>, AppError> {
+) -> Result<Cached<SharedBody>, AppError> {
     let freshness = Arc::new(Freshness::default());
     let body = match report {
         LegacyReport::DailyUsage => daily_usage_body(state, context, &freshness).await?,
@@ -140,20 +142,29 @@ async fn render(
     };
     let (age, source) = freshness.get().unwrap_or((Duration::ZERO, Source::Miss));
     Ok(Cached {
-        value: body.into(),
+        value: Arc::new(Encoded::new(Bytes::from(body))),
         age,
         source,
     })
 }
 
+/// A legacy report: from the rendered-body cache, or rendered afresh when the cache is
+/// off or the client asked to revalidate (`Cache-Control: no-cache`), which also renews
+/// the cached body and the reports under it.
 async fn serve(
     state: &AppState,
     context: &Context,
+    headers: &HeaderMap,
     report: LegacyReport,
 ) -> Result<Response, AppError> {
     if state.config.cache.ttl.is_zero() {
         let rendered = render(report, state, context).await?;
-        return Ok(legacy_json(state, rendered));
+        return Ok(legacy_json(state, headers, report, rendered).await);
+    }
+    if encoding::wants_revalidation(headers) {
+        let rendered = revalidating(render(report, state, context)).await?;
+        state.rendered.put(report, rendered.clone()).await;
+        return Ok(legacy_json(state, headers, report, rendered).await);
     }
     let (owned_state, owned_context) = (state.clone(), context.clone());
     let fetch = move || async move { render(report, &owned_state, &owned_context).await };
@@ -162,7 +173,7 @@ async fn serve(
         .get(report, fetch)
         .await
         .map_err(|e| AppError::clone(&e))?;
-    Ok(legacy_json(state, rendered))
+    Ok(legacy_json(state, headers, report, rendered).await)
 }
 
 async fn daily_usage_body(
@@ -202,12 +213,41 @@ async fn daily_usage_body(
 }
 
 /// Rows per read of the per-user rollup while writing the user-visits body.
-const USER_VISITS_PAGE: usize = 10_000;
+const USER_VISITS_PAGE: usize = 20_000;
+
+/// A spawned page read, aborted if the body it was for is abandoned (client gone, timeout).
+struct PageTask(tokio::task::JoinHandle<crate::analytics::error::Result<Cached<Arc<Page>>>>);
+
+impl Drop for PageTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn next_page(state: &AppState, filter: &VisitsFilter, after: Option<Cursor>) -> PageTask {
+    let (analytics, filter) = (state.analytics.clone(), filter.clone());
+    let revalidate = crate::analytics::reports::revalidation_requested();
+    PageTask(tokio::spawn(async move {
+        let read = analytics.visits_page(
+            &filter,
+            VisitsOrder::UserIdAsc,
+            after.as_ref(),
+            USER_VISITS_PAGE,
+            false,
+        );
+        if revalidate {
+            crate::analytics::reports::revalidating(read).await
+        } else {
+            read.await
+        }
+    }))
+}
 
 /// The user-visits body, from the same paged analytics call as `visitsPerUser` (every user
-/// with tokens, by user id, keyset pages of the rollup), written as it is read. It does not
-/// go through the GraphQL executor: at 100,000 users that costs about a second in resolvers
-/// for 100,000 edges, where reading and writing the rows directly takes a tenth of it.
+/// with tokens, by user id, keyset pages of the rollup), written as it is read: the next
+/// page is read while this one is written. It does not go through the GraphQL executor:
+/// at 100,000 users that costs about a second in resolvers for 100,000 edges, where
+/// reading and writing the rows directly takes a tenth of it.
 async fn user_visits_body(
     state: &AppState,
     freshness: &Arc<Freshness>,
@@ -219,35 +259,36 @@ async fn user_visits_body(
         to: None,
         timezone: chrono_tz::UTC,
     };
-    let order = VisitsOrder::UserIdAsc;
     let mut body = String::from("{");
-    let mut after: Option<Cursor> = None;
+    let mut pending = next_page(state, &filter, None);
     loop {
-        let page = state
-            .analytics
-            .visits_page(&filter, order, after.as_ref(), USER_VISITS_PAGE, false)
-            .await?;
+        let page = (&mut pending.0)
+            .await
+            .map_err(|e| AppError::Internal(format!("reading a page of user visits: {e}")))??;
         freshness.record(&page);
-        for row in &page.value.rows {
+        let rows = &page.value.rows;
+        let more = match (page.value.has_next, rows.last()) {
+            (true, Some(last)) => {
+                let after = Cursor {
+                    order: VisitsOrder::UserIdAsc,
+                    key: last.clone(),
+                };
+                pending = next_page(state, &filter, Some(after));
+                true
+            }
+            _ => false,
+        };
+        body.reserve(rows.len() * 64);
+        for row in rows {
             if body.len() > 1 {
                 body.push(',');
             }
-            let _ = write!(
-                body,
-                "\"{}\":{{\"joined_at\":\"{}\",\"visits\":{}}}",
-                row.user_id,
-                python_datetime(row.joined_at),
-                row.visits
-            );
+            let _ = write!(body, "\"{}\":{{\"joined_at\":\"", row.user_id);
+            write_python_datetime(&mut body, row.joined_at);
+            let _ = write!(body, "\",\"visits\":{}}}", row.visits);
         }
-        match (page.value.has_next, page.value.rows.last()) {
-            (true, Some(last)) => {
-                after = Some(Cursor {
-                    order,
-                    key: last.clone(),
-                });
-            }
-            _ => break,
+        if !more {
+            break;
         }
     }
     body.push_str("}\n");
@@ -256,9 +297,34 @@ async fn user_visits_body(
 
 /// Python's `str(datetime)`: microseconds only when they are not zero.
 pub fn python_datetime(t: NaiveDateTime) -> String {
-    if t.nanosecond() / 1_000 == 0 {
-        t.format("%Y-%m-%d %H:%M:%S").to_string()
+    let mut out = String::with_capacity(26);
+    write_python_datetime(&mut out, t);
+    out
+}
+
+/// [`python_datetime`] appended to `out`, written by hand: `format` parses its pattern on
+/// every call, which at 100,000 users was a large part of the body's cost.
+pub fn write_python_datetime(out: &mut String, t: NaiveDateTime) {
+    use chrono::Datelike;
+    let (date, time) = (t.date(), t.time());
+    if !(0..=9999).contains(&date.year()) {
+        // Beyond four digits: chrono's spelling (Python has no such dates).
+        let _ = write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S"));
     } else {
-        t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+        let _ = write!(
+            out,
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            date.year(),
+            date.month(),
+            date.day(),
+            time.hour(),
+            time.minute(),
+            time.second()
+        );
+    }
+    let micros = time.nanosecond() / 1_000;
+    if micros != 0 {
+        // A leap second's nanoseconds run past 10^9; Python has none, chrono prints them.
+        let _ = write!(out, ".{:06}", micros.min(999_999));
     }
 }

@@ -9,6 +9,7 @@ use crate::analytics::Analytics;
 use crate::auth::AuthConfig;
 use crate::config::Config;
 use crate::graphql::AppSchema;
+use crate::http::graphql::ResponseCache;
 use crate::http::middleware::rate_limit::RateLimiter;
 use crate::http::rendered::RenderedCache;
 use crate::metrics::Metrics;
@@ -42,6 +43,8 @@ pub struct Shared {
     pub rate_limiter: Option<Arc<RateLimiter>>,
     /// Rendered legacy report bodies (see `http::reports`).
     pub rendered: RenderedCache,
+    /// Whole GraphQL answers (see `http::graphql::cached`).
+    pub responses: ResponseCache,
     /// Set on SIGTERM so readiness fails while in-flight requests drain.
     pub shutting_down: Arc<AtomicBool>,
     pub config: Arc<Config>,

@@ -236,6 +236,26 @@ impl TestApp {
         res.json().await.expect("JSON body")
     }
 
+    /// The `/metrics` text (on the main port).
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// [`Self::graphql`] without `extensions.cache` (the whole-response cache's note of
+    /// when the data was read, which an uncached answer does not carry).
+    pub async fn graphql_answer(&self, query: &str, variables: Value) -> Value {
+        let mut body = self.graphql(query, variables).await;
+        strip_cache_note(&mut body);
+        body
+    }
+
     /// `data` of a GraphQL response that must have no errors.
     pub async fn graphql_ok(&self, query: &str, variables: Value) -> Value {
         let body = self.graphql(query, variables).await;
@@ -505,5 +525,17 @@ impl Drop for GatewayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log_path);
+    }
+}
+
+/// Removes `extensions.cache` (and `extensions` when nothing else is in it).
+pub fn strip_cache_note(body: &mut Value) {
+    if let Some(ext) = body.get_mut("extensions").and_then(Value::as_object_mut) {
+        ext.remove("cache");
+        if ext.is_empty()
+            && let Some(obj) = body.as_object_mut()
+        {
+            obj.remove("extensions");
+        }
     }
 }

@@ -13,6 +13,7 @@ mod graphql_users;
 mod graphql_visits;
 mod helpers;
 mod hostile;
+mod http_cache;
 mod limits;
 mod migrations;
 mod observability;

@@ -46,7 +46,7 @@ async fn readme_example_queries_give_the_answers_shown_on_demo_data(#[case] back
         .expect("demo seed");
     for (query, answer) in &examples {
         assert_eq!(
-            &app.graphql(query, json!({})).await,
+            &app.graphql_answer(query, json!({})).await,
             answer,
             "{backend:?}: {query}"
         );

@@ -3,6 +3,7 @@
 //! `Accept`, and the IDE page for browsers.
 
 mod accept;
+mod cached;
 mod request;
 
 use std::sync::Arc;
@@ -17,7 +18,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 pub use accept::Media;
+pub use cached::{ResponseCache, response_cache};
 
+use crate::analytics::cache::Source;
+use crate::analytics::reports::revalidating;
+use crate::auth::Principal;
+use crate::http::encoding;
 use crate::http::error::AppError;
 use crate::http::state::AppState;
 use crate::telemetry::RequestContext;
@@ -32,9 +38,13 @@ pub fn with_context(request: async_graphql::Request, context: &Context) -> async
     }
 }
 
+/// The authenticated caller, when authentication is on.
+type Caller = Option<Extension<Principal>>;
+
 pub async fn graphql_post(
     State(state): State<AppState>,
     context: Context,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -49,10 +59,17 @@ pub async fn graphql_post(
         Ok(body) => body,
         Err(e) => return e.into_response(),
     };
-    let mut batch = match request::from_json_body(&body, state.config.graphql_max_batch) {
+    let batch = match request::from_json_body(&body, state.config.graphql_max_batch) {
         Ok(batch) => batch,
         Err(message) => return AppError::BadRequest(message).into_response(),
     };
+    let batch = match batch {
+        BatchRequest::Single(request) => {
+            return through_cache(&state, &context, &caller, &headers, media, request).await;
+        }
+        other => other,
+    };
+    let mut batch = batch;
     if let Some(Extension(ctx)) = &context {
         batch = batch.data(ctx.clone());
     }
@@ -67,6 +84,7 @@ pub async fn graphql_post(
 pub async fn graphql_get(
     State(state): State<AppState>,
     context: Context,
+    caller: Caller,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -107,8 +125,92 @@ pub async fn graphql_get(
         ))
         .into_response();
     }
-    let request = with_context(request, &context);
-    respond(media, state.schema.execute(request).await)
+    through_cache(&state, &context, &caller, &headers, media, request).await
+}
+
+/// One request through the whole-response cache (see `cached`; with the cache off, it is
+/// executed and sent the same way, with its `ETag`): the stored answer when
+/// it is fresh (or stale while it is refreshed), else executed once for every caller
+/// asking the same at the same time; `Cache-Control: no-cache` executes it afresh (its
+/// reports too) and stores that. The answer carries its `ETag` (and is `304` when
+/// `If-None-Match` names it), freshness headers and the coding the client accepts.
+async fn through_cache(
+    state: &AppState,
+    context: &Context,
+    caller: &Caller,
+    headers: &HeaderMap,
+    media: Media,
+    request: async_graphql::Request,
+) -> Response {
+    let key = cached::ResponseKey::of(&request, caller.as_ref().map(|Extension(p)| p));
+    let operation = request.operation_name.clone();
+    let result = if state.config.cache.ttl.is_zero() {
+        cached::execute(state, request, context).await
+    } else if crate::http::encoding::wants_revalidation(headers) {
+        let fresh = revalidating(cached::execute(state, request, context)).await;
+        if let Ok(answer) = &fresh {
+            state.responses.put(key.clone(), answer.clone()).await;
+        }
+        fresh
+    } else {
+        let (owned_state, owned_context) = (state.clone(), context.clone());
+        let fetch =
+            move || async move { cached::execute(&owned_state, request, &owned_context).await };
+        state
+            .responses
+            .get(key.clone(), fetch)
+            .await
+            .map_err(|e| (*e).clone())
+    };
+    let answer = match result {
+        Ok(answer) => answer,
+        Err(unstored) => {
+            let status = if media == Media::GraphqlResponse && unstored.request_error {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            let mut out = (status, unstored.body.identity().clone()).into_response();
+            let h = out.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(media.content_type()),
+            );
+            h.insert(header::VARY, HeaderValue::from_static(encoding::VARY));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return out;
+        }
+    };
+    // An answer from the cache ran no operation: its label comes from the request.
+    if answer.source != Source::Miss
+        && let Some(Extension(ctx)) = context
+    {
+        ctx.set_operation(&state.metrics.operation_label(operation.as_deref()));
+    }
+    let policy = state.config.cache;
+    let freshness = encoding::Freshness {
+        age: answer.age,
+        source: answer.source,
+        ttl: policy.ttl,
+        stale: policy.stale,
+        private: state.auth.enabled(),
+    };
+    let held = answer.value.held_bytes();
+    let (response, not_modified) = encoding::respond(
+        headers,
+        StatusCode::OK,
+        HeaderValue::from_static(media.content_type()),
+        &answer.value,
+        freshness,
+    )
+    .await;
+    if not_modified {
+        state.metrics.http_not_modified.inc();
+    }
+    if answer.value.held_bytes() != held && !policy.ttl.is_zero() {
+        state.responses.reweigh(&key).await;
+    }
+    response
 }
 
 /// `application/json` (any charset spelling of UTF-8) is the one request body type.
