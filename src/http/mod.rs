@@ -118,7 +118,10 @@ pub fn with_stack(routes: Router<AppState>, state: AppState) -> Router {
         // Outside the JSON error bodies, which read what they rewrite; a cached answer
         // comes already encoded (`http::encoding`) and passes through as it is.
         .layer(
+            // No zstd here: clients that advertise it without decoding it exist (see
+            // `encoding::COMPRESSED`); streamed answers get br or gzip.
             CompressionLayer::new()
+                .no_zstd()
                 .compress_when(SizeAbove::new(encoding::MIN_COMPRESS_BYTES as u16)),
         )
         .layer(CatchPanicLayer::custom(error::panic_response))
