@@ -30,6 +30,12 @@
 # 9. prometheus/rollup-alerts.yml: `promtool check rules`, `promtool test rules`
 #    on its unit tests, and loaded into the Prometheus above: every rule
 #    evaluates without error on the gateway's series, and none fires.
+# 10. The caches (issue 14): the gateway runs with CACHE_TTL_SECONDS=3, so a
+#    round finds some answers stale, and every round sends one
+#    conditional REST and one conditional GraphQL request (If-None-Match with
+#    the ETag just received). Prometheus must then show, for each of the three
+#    caches, answers served from it and bytes and entries held; stale serves,
+#    fresh hits and misses; at least two 304s per round; no refresh failure.
 #
 # Prints `observability-checks: N passed, N failed`; exits 1 on any failure.
 set -euo pipefail
@@ -542,8 +548,10 @@ if ((verify_rc == 0)) && grep -q 'rollup verify: the rollups match the raw rows'
 else
   fail "rollup verify exited $verify_rc: $(tail -n 3 "$work/verify.err")"
 fi
+# CACHE_TTL_SECONDS=3 with rounds 2 s apart: a round finds some of the answers of two
+# rounds before stale, so the Cache row's stale serves have data beside the hits and 304s.
 APP_PORT="$app_port" BIND_ADDRESS=127.0.0.1 SQLITE_PATH="$work/gw.db" LOG_FORMAT=json RUST_LOG=info \
-  "$BIN" >"$work/gateway.log" 2>"$work/gateway.stderr" &
+  CACHE_TTL_SECONDS=3 "$BIN" >"$work/gateway.log" 2>"$work/gateway.stderr" &
 gateway_pid=$!
 if wait_http "$base/readiness_check" 60; then
   pass "gateway ready on $base (pid $gateway_pid)"
@@ -603,13 +611,32 @@ gql() { # $1 = JSON body
     --data "$1" "$base/graphql" || echo -n "000 "
 }
 get() { curl -s -o /dev/null -w '%{http_code} ' --max-time 10 "$base$1" || echo -n "000 "; }
+etag_of() { curl -s -D - -o /dev/null --max-time 10 "$@" | tr -d '\r' | awk -F': ' 'tolower($1) == "etag" { print $2 }'; }
+cond() { # $1 = the ETag to send in If-None-Match, then curl's arguments; prints the status
+  curl -s -o /dev/null -w '%{http_code} ' --max-time 10 -H "If-None-Match: $1" "${@:2}" || echo -n "000 "
+}
+# revalidate CURL_ARGS...: ask for an answer's ETag and send it back in If-None-Match;
+# prints the status of the second request. The first answer may be a stale one whose
+# background refresh brings new data (a token is written every round) and so a new
+# ETag, which the second request rightly gets with a 200: then try again, up to 3 times.
+revalidate() {
+  local tag code
+  for _ in 1 2 3; do
+    tag="$(etag_of "$@")"
+    code="$(cond "$tag" "$@")"
+    [[ "$code" == "304 " ]] && break
+    sleep 0.3
+  done
+  echo -n "$code"
+}
+dash_usage='{"query":"query DashUsage { usageByDay { date visits tokensIssued uniqueUsers } }","operationName":"DashUsage"}'
 for round in $(seq 1 "$TRAFFIC_ROUNDS"); do
   codes=""
   codes+="$(get /api/reports/daily_usage)"
   codes+="$(get /api/reports/user_visits)"
   codes+="$(get /health_check)"
   codes+="$(get /readiness_check)"
-  codes+="$(gql '{"query":"query DashUsage { usageByDay { date visits tokensIssued uniqueUsers } }","operationName":"DashUsage"}')"
+  codes+="$(gql "$dash_usage")"
   codes+="$(gql '{"query":"query DashSummary { summary { users activeUsers tokensIssued tokensUsed usageRate } }"}')"
   codes+="$(gql '{"query":"query DashVisits { visitsPerUser(first: 5, orderBy: VISITS_DESC) { totalCount edges { node { userId visits checkIns user { firstName } } } } }"}')"
   codes+="$(gql '{"query":"query DashUsers { users(first: 5) { totalCount edges { node { id visits } } } }"}')"
@@ -624,6 +651,9 @@ for round in $(seq 1 "$TRAFFIC_ROUNDS"); do
   # whose buckets start off the 15-minute grid (a raw fallback).
   python3 "$work/obs.py" sqlite-write "$work/gw.db" "$round" || fail "writing a token into $work/gw.db"
   codes+="$(gql '{"query":"query DashOldUsage { usageByDay(from: \"1880-03-01\", to: \"1880-03-31\", timezone: \"America/New_York\") { date tokensIssued } }"}')"
+  # Conditional requests, as a polling dashboard sends them: 304 on REST and on GraphQL.
+  codes+="$(revalidate "$base/api/reports/daily_usage")"
+  codes+="$(revalidate -X POST -H 'content-type: application/json' --data "$dash_usage" "$base/graphql")"
   echo "round $round: $codes"
   sleep 2
 done
@@ -688,6 +718,18 @@ else
   fail "no 'report buckets counted from raw rows' log line"
 fi
 py rules-health "$prom"
+
+# ---- caches (issue 14): the values behind the Cache row, not only the series -------------
+section "cache metrics via $prom/api/v1/query"
+for c in reports rest_bodies graphql_responses; do
+  py query-has-series "$prom" "$c: answered from the cache" "sum(increase(cache_requests_total{$sel,cache=\"$c\",result=~\"hit|stale\"}[5m])) > 0"
+  py query-has-series "$prom" "$c: holds bytes and entries" "max(max_over_time(cache_bytes{$sel,cache=\"$c\"}[5m])) > 0 and on() max(max_over_time(cache_entries{$sel,cache=\"$c\"}[5m])) > 0"
+done
+py query-has-series "$prom" "stale answers served (CACHE_TTL_SECONDS=3, rounds 2 s apart)" "sum(increase(cache_requests_total{$sel,result=\"stale\"}[5m])) > 0"
+py query-has-series "$prom" "fresh hits" "sum(increase(cache_requests_total{$sel,result=\"hit\"}[5m])) > 0"
+py query-has-series "$prom" "misses" "sum(increase(cache_requests_total{$sel,result=\"miss\"}[5m])) > 0"
+py query-has-series "$prom" "304s counted (2 per round)" "max(http_responses_not_modified_total{$sel}) >= $((2 * TRAFFIC_ROUNDS))"
+py query-has-series "$prom" "no refresh failed" "sum(cache_refresh_failures_total{$sel}) == 0"
 
 # ---- CloudWatch queries vs the JSON log lines ---------------------------------------------
 section "cloudwatch/*.logsinsights fields vs the gateway's JSON log lines"

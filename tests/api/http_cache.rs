@@ -17,30 +17,49 @@ use crate::reference::{random_dataset, token};
 const USAGE: &str =
     "{ usageByDay(granularity: DAY, timezone: \"America/New_York\") { date visits tokensIssued } }";
 
-/// A request on one of the four cacheable roads: (name, method, path, body).
-fn roads() -> Vec<(&'static str, reqwest::Method, String, Option<Value>)> {
+/// A request on one of the four cacheable roads.
+struct Road {
+    name: &'static str,
+    method: reqwest::Method,
+    path: String,
+    body: Option<Value>,
+}
+
+impl Road {
+    async fn send(&self, app: &TestApp, headers: &[(&str, &str)]) -> (u16, HeaderMap, Vec<u8>) {
+        send(app, &self.method, &self.path, &self.body, headers).await
+    }
+}
+
+fn roads() -> Vec<Road> {
     let get_query = format!(
         "/graphql?query={}",
         url::form_urlencoded::byte_serialize(USAGE.as_bytes()).collect::<String>()
     );
+    let road = |name, method, path: &str, body| Road {
+        name,
+        method,
+        path: path.to_owned(),
+        body,
+    };
     vec![
-        (
+        road(
             "REST daily_usage",
             reqwest::Method::GET,
-            "/api/reports/daily_usage".into(),
+            "/api/reports/daily_usage",
             None,
         ),
-        (
+        road(
             "REST user_visits",
             reqwest::Method::GET,
-            "/api/reports/user_visits".into(),
+            "/api/reports/user_visits",
             None,
         ),
-        ("GraphQL GET", reqwest::Method::GET, get_query, None),
-        (
+        road("GraphQL GET", reqwest::Method::GET, &get_query, None),
+        road(
             "GraphQL POST",
             reqwest::Method::POST,
-            "/graphql".into(),
+            "/graphql",
             Some(json!({ "query": USAGE })),
         ),
     ]
@@ -101,9 +120,9 @@ async fn every_cacheable_road_has_an_etag_and_answers_304_when_it_matches(
     }
     for ttl in [30, 0] {
         let app = seeded(backend, |c| c.cache.ttl = Duration::from_secs(ttl)).await;
-        for (name, method, path, body) in roads() {
-            let what = format!("{backend:?} ttl {ttl} {name}");
-            let (status, h, first) = send(&app, &method, &path, &body, &[]).await;
+        for road in roads() {
+            let what = format!("{backend:?} ttl {ttl} {}", road.name);
+            let (status, h, first) = road.send(&app, &[]).await;
             assert_eq!(status, 200, "{what}: {}", String::from_utf8_lossy(&first));
             let etag = header(&h, "etag").to_owned();
             assert!(
@@ -126,40 +145,21 @@ async fn every_cacheable_road_has_an_etag_and_answers_304_when_it_matches(
             }
             assert!(header(&h, "age").parse::<u64>().is_ok(), "{what}: Age");
             // The same answer again: the same tag; naming it gives 304 with no body.
-            let (_, h2, second) = send(&app, &method, &path, &body, &[]).await;
+            let (_, h2, second) = road.send(&app, &[]).await;
             assert_eq!(second, first, "{what}: the answer changed");
             assert_eq!(header(&h2, "etag"), etag, "{what}");
-            let (status, h3, empty) = send(
-                &app,
-                &method,
-                &path,
-                &body,
-                &[("if-none-match", etag.as_str())],
-            )
-            .await;
+            let (status, h3, empty) = road.send(&app, &[("if-none-match", etag.as_str())]).await;
             assert_eq!(status, 304, "{what}");
             assert!(empty.is_empty(), "{what}: a 304 has no body");
             assert_eq!(header(&h3, "etag"), etag, "{what}");
             assert!(!header(&h3, "cache-control").is_empty(), "{what}");
             // Weak comparison, lists, and a tag of other bytes.
             let weak = format!("\"nope\", W/{etag}");
-            let (status, _, _) = send(
-                &app,
-                &method,
-                &path,
-                &body,
-                &[("if-none-match", weak.as_str())],
-            )
-            .await;
+            let (status, _, _) = road.send(&app, &[("if-none-match", weak.as_str())]).await;
             assert_eq!(status, 304, "{what}: W/ and lists");
-            let (status, _, again) = send(
-                &app,
-                &method,
-                &path,
-                &body,
-                &[("if-none-match", "\"0-0000000000000000\"")],
-            )
-            .await;
+            let (status, _, again) = road
+                .send(&app, &[("if-none-match", "\"0-0000000000000000\"")])
+                .await;
             assert_eq!(status, 200, "{what}");
             assert_eq!(again, first, "{what}");
         }
@@ -231,30 +231,24 @@ async fn each_coding_decodes_to_the_identity_bytes(#[case] backend: Backend) {
     }
     for ttl in [30, 0] {
         let app = seeded(backend, |c| c.cache.ttl = Duration::from_secs(ttl)).await;
-        for (name, method, path, body) in roads() {
-            let what = format!("{backend:?} ttl {ttl} {name}");
-            let (_, h, identity) = send(&app, &method, &path, &body, &[]).await;
+        for road in roads() {
+            let what = format!("{backend:?} ttl {ttl} {}", road.name);
+            let (_, h, identity) = road.send(&app, &[]).await;
             assert!(
                 h.get("content-encoding").is_none(),
                 "{what}: identity when not asked"
             );
             if identity.len() < 1024 {
                 // Too short to be worth compressing: identity whatever is accepted.
-                let (_, h, same) = send(
-                    &app,
-                    &method,
-                    &path,
-                    &body,
-                    &[("accept-encoding", "gzip, br, zstd")],
-                )
-                .await;
+                let (_, h, same) = road
+                    .send(&app, &[("accept-encoding", "gzip, br, zstd")])
+                    .await;
                 assert!(h.get("content-encoding").is_none(), "{what}");
                 assert_eq!(same, identity, "{what}");
                 continue;
             }
             for coding in ["gzip", "br", "zstd"] {
-                let (status, h, wire) =
-                    send(&app, &method, &path, &body, &[("accept-encoding", coding)]).await;
+                let (status, h, wire) = road.send(&app, &[("accept-encoding", coding)]).await;
                 assert_eq!(status, 200, "{what} {coding}");
                 assert_eq!(header(&h, "content-encoding"), coding, "{what}");
                 assert!(
@@ -266,23 +260,11 @@ async fn each_coding_decodes_to_the_identity_bytes(#[case] backend: Backend) {
                 assert_eq!(decode(coding, &wire), identity, "{what} {coding}");
             }
             // A preference list: the highest q wins; refused codings are not used.
-            let (_, h, _) = send(
-                &app,
-                &method,
-                &path,
-                &body,
-                &[("accept-encoding", "gzip;q=1, br;q=0.2, zstd;q=0")],
-            )
-            .await;
+            let (_, h, _) = road
+                .send(&app, &[("accept-encoding", "gzip;q=1, br;q=0.2, zstd;q=0")])
+                .await;
             assert_eq!(header(&h, "content-encoding"), "gzip", "{what}");
-            let (_, h, same) = send(
-                &app,
-                &method,
-                &path,
-                &body,
-                &[("accept-encoding", "deflate")],
-            )
-            .await;
+            let (_, h, same) = road.send(&app, &[("accept-encoding", "deflate")]).await;
             assert!(
                 h.get("content-encoding").is_none(),
                 "{what}: deflate is not offered"
