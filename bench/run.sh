@@ -30,6 +30,13 @@ REPORT_LIST=(daily_usage user_visits usageByDay visitsPerUser)
 # CACHE_TTL_SECONDS=0; the usageByDay ones over the scale's whole span (bench.py coldset).
 COLD_LIST=(daily_usage user_visits usageByDay_DAY usageByDay_WEEK usageByDay_MONTH visitsPerUser_top100)
 COLD_MODES=(cache ttl0)
+# Each cold figure is the median of this many fresh processes (and the raw SQL of as many runs).
+COLD_REPEATS=${BENCH_COLD_REPEATS:-3}
+# The phases run per scale; e.g. BENCH_PHASES=http for the HTTP benchmark alone.
+PHASES=${BENCH_PHASES:-"cold load pgbench http"}
+# The peer of the http phase (issue 14), installed from npm into bench/work/.
+POSTGRAPHILE_VERSION=${BENCH_POSTGRAPHILE_VERSION:-4.14.1}
+HTTP_ROUNDS=${BENCH_HTTP_ROUNDS:-3}   # the http phase's rounds (each row: the median)
 WRITER=${BENCH_WRITER:-1}
 MIGRATE_BUILD=${BENCH_MIGRATE_BUILD:-1}
 
@@ -243,27 +250,31 @@ cold_phase() {
         plan=$WORK/plan-$scale-$rep.txt
         # TIMING OFF: the execution time without the per-row clock reads of EXPLAIN ANALYZE,
         # close to what the query costs when simply run (the result is not sent).
-        psql_q -d "$db" -c "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) $(cat "$sql")" > "$plan"
-        exec=$(sed -n 's/^Execution Time: \([0-9.]*\) ms$/\1/p' "$plan")
-        { echo; echo "## $rep"; cat "$sql"; echo; cat "$plan"; } >> "$plans"
-        "${PY[@]}" record "$RESULTS" explain "$scale" "$rep" exec_ms="$exec"
-        log "raw SQL $scale $rep: ${exec} ms"
+        for run in $(seq 1 "$COLD_REPEATS"); do
+            quiesce "$db"
+            psql_q -d "$db" -c "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) $(cat "$sql")" > "$plan"
+            exec=$(sed -n 's/^Execution Time: \([0-9.]*\) ms$/\1/p' "$plan")
+            ((run > 1)) || { echo; echo "## $rep"; cat "$sql"; echo; cat "$plan"; } >> "$plans"
+            "${PY[@]}" record "$RESULTS" explain "$scale" "$rep" exec_ms="$exec" run="$run"
+            log "raw SQL $scale $rep (run $run): ${exec} ms"
+        done
         for mode in "${COLD_MODES[@]}"; do
             env_args=()
             [[ $mode == ttl0 ]] && env_args=(CACHE_TTL_SECONDS=0)
-            quiesce "$db"
-            start_gateway "$scale" "cold-$rep-$mode" "${env_args[@]}"
-            res=$(request "$rep" "$WORK/cold-$scale-$rep-$mode.body")
-            read -r code t size <<<"$res"
-            ok=1; ok_body "$rep" "$WORK/cold-$scale-$rep-$mode.body" || ok=0
-            same=1
-            if [[ $mode != cache ]]; then
-                cmp -s "$WORK/cold-$scale-$rep-cache.body" "$WORK/cold-$scale-$rep-$mode.body" || same=0
-            fi
-            "${PY[@]}" record "$RESULTS" "cold_$mode" "$scale" "$rep" http_code="$code" time_total_s="$t" bytes="$size" \
-                ready_ms="$GW_READY" body_ok="$ok" same_body="$same"
-            log "cold ($mode) $scale $rep: HTTP $code in ${t}s, $size bytes (raw SQL ${exec} ms)$( ((ok)) || echo ' -- BODY NOT A REPORT')$( ((same)) || echo ' -- BODY DIFFERS FROM THE CACHED MODE')"
-            stop_gateway
+            for run in $(seq 1 "$COLD_REPEATS"); do
+                quiesce "$db"
+                start_gateway "$scale" "cold-$rep-$mode-$run" "${env_args[@]}"
+                res=$(request "$rep" "$WORK/cold-$scale-$rep-$mode-$run.body")
+                read -r code t size <<<"$res"
+                ok=1; ok_body "$rep" "$WORK/cold-$scale-$rep-$mode-$run.body" || ok=0
+                # Every answer must be the first fresh process's bytes.
+                same=1
+                cmp -s "$WORK/cold-$scale-$rep-cache-1.body" "$WORK/cold-$scale-$rep-$mode-$run.body" || same=0
+                "${PY[@]}" record "$RESULTS" "cold_$mode" "$scale" "$rep" http_code="$code" time_total_s="$t" bytes="$size" \
+                    ready_ms="$GW_READY" body_ok="$ok" same_body="$same" run="$run"
+                log "cold ($mode, run $run) $scale $rep: HTTP $code in ${t}s, $size bytes$( ((ok)) || echo ' -- BODY NOT A REPORT')$( ((same)) || echo ' -- BODY DIFFERS FROM THE FIRST')"
+                stop_gateway
+            done
         done
     done
 }
@@ -330,6 +341,113 @@ pgbench_phase() {
     done
 }
 
+# ------------------------------------------------------------------ http (issue 14)
+# wrk_run NAME URL [wrk args...]: one wrk run, BENCHJSON kept in $WORK/http-SCALE-NAME-N.txt.
+# BENCH_BODY_FILE (environment) makes it a POST of that file.
+wrk_run() {
+    local name=$1 url=$2
+    shift 2
+    quiesce "$(scale_db "$CUR_SCALE")"
+    local out n=1
+    while [[ -e $WORK/http-$CUR_SCALE-$name-$n.txt ]]; do n=$((n + 1)); done
+    out=$WORK/http-$CUR_SCALE-$name-$n.txt
+    wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$BENCH/wrk.lua" "$@" "$url" \
+        > "$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
+    "${PY[@]}" wrk "$RESULTS" "$CUR_SCALE" "http:$name" "$out" 0
+    log "wrk http $CUR_SCALE $name ($n): $(grep -E 'Requests/sec|Non-2xx|Socket errors' "$out" | tr -s ' ' | paste -sd';')"
+}
+
+# etag_of URL [curl args...]: the ETag the gateway sends for that request.
+etag_of() {
+    curl -sS -D - -o /dev/null --max-time 600 "$@" | tr -d '\r' | awk -F': ' 'tolower($1) == "etag" { print $2 }'
+}
+
+install_postgraphile() {
+    local dir=$BENCH/work/postgraphile-$POSTGRAPHILE_VERSION
+    if [[ ! -x $dir/node_modules/.bin/postgraphile ]]; then
+        command -v npm >/dev/null || die "npm is needed for the PostGraphile peer (apt-get install npm)"
+        log "installing postgraphile@$POSTGRAPHILE_VERSION from npm into $dir"
+        mkdir -p "$dir"
+        (cd "$dir" && npm init -y >/dev/null && npm install --no-audit --no-fund --silent "postgraphile@$POSTGRAPHILE_VERSION") \
+            > "$WORK/npm-postgraphile.log" 2>&1 || { tail -20 "$WORK/npm-postgraphile.log" >&2; die "npm install postgraphile failed"; }
+    fi
+    PG4_BIN=$dir/node_modules/.bin/postgraphile
+}
+
+http_phase() {
+    local scale=$1 db url gql tag port pid
+    db=$(scale_db "$scale")
+    CUR_SCALE=$scale
+    url="http://127.0.0.1"
+    quiesce "$db"
+    start_gateway "$scale" http
+    gql="$url:$GW_PORT/graphql"
+    # Warm every answer once (and keep it, for the equivalence check below).
+    request daily_usage "$WORK/http-$scale-daily_usage.body" >/dev/null
+    for rep in usageByDay visitsPerUser; do
+        curl -sS -o "$WORK/http-$scale-$rep.body" -H 'Content-Type: application/json' \
+            --data-binary "@$BENCH/queries/$rep.json" "$gql"
+    done
+    # Rounds of the same runs one after another, so a slow spell of the machine lands in
+    # one round of each rather than in one row; the table gives each row's median.
+    for round in $(seq 1 "$HTTP_ROUNDS"); do
+        log "http $scale: round $round of $HTTP_ROUNDS"
+        wrk_run rest_daily_usage "$url:$GW_PORT/api/reports/daily_usage"
+        BENCH_BODY_FILE=$BENCH/queries/usageByDay.json wrk_run gql_usageByDay "$gql"
+        BENCH_BODY_FILE=$BENCH/queries/visitsPerUser.json wrk_run gql_visitsPerUser "$gql"
+        # The 304 path: a poller that sends back the ETag it was given.
+        tag=$(etag_of "$url:$GW_PORT/api/reports/daily_usage")
+        [[ -n $tag ]] || die "no ETag on daily_usage"
+        wrk_run rest_daily_usage_304 "$url:$GW_PORT/api/reports/daily_usage" -H "If-None-Match: $tag"
+        tag=$(etag_of -H 'Content-Type: application/json' --data-binary "@$BENCH/queries/usageByDay.json" "$gql")
+        [[ -n $tag ]] || die "no ETag on usageByDay"
+        BENCH_BODY_FILE=$BENCH/queries/usageByDay.json wrk_run gql_usageByDay_304 "$gql" -H "If-None-Match: $tag"
+    done
+    # user_visits (the largest body) on the wire: identity, then gzip as python-requests asks.
+    curl -sS -o "$WORK/http-$scale-user_visits.identity" "$url:$GW_PORT/api/reports/user_visits"
+    curl -sS -o "$WORK/http-$scale-user_visits.gz" -H 'Accept-Encoding: gzip, deflate' "$url:$GW_PORT/api/reports/user_visits"
+    "${PY[@]}" record "$RESULTS" http_size "$scale" user_visits \
+        identity_bytes="$(stat -c %s "$WORK/http-$scale-user_visits.identity")" \
+        gzip_bytes="$(stat -c %s "$WORK/http-$scale-user_visits.gz")" \
+        gzip_same="$(gzip -dc "$WORK/http-$scale-user_visits.gz" | cmp -s - "$WORK/http-$scale-user_visits.identity" && echo 1 || echo 0)" \
+        gzip9_bytes="$(gzip -9 -c "$WORK/http-$scale-user_visits.identity" | wc -c)" \
+        zstd19_bytes="$( (command -v zstd >/dev/null && zstd -q -19 -c "$WORK/http-$scale-user_visits.identity" | wc -c) || echo 0)"
+    wrk_run rest_user_visits "$url:$GW_PORT/api/reports/user_visits"
+    wrk_run rest_user_visits_gzip "$url:$GW_PORT/api/reports/user_visits" -H 'Accept-Encoding: gzip, deflate'
+    stop_gateway
+    [[ $scale == demo ]] || return 0
+    # The peer: PostGraphile 4 on the same database, the same wrk settings, the
+    # equivalent queries over the legacy tables (bench/peer/postgraphile.sql).
+    install_postgraphile
+    psql_q -d "$db" -c "SET client_min_messages = warning" -f "$BENCH/peer/postgraphile.sql" >/dev/null
+    port=$("${PY[@]}" freeport)
+    NODE_ENV=production "$PG4_BIN" -c "$(db_url "$db")" -s pg4,public -n 127.0.0.1 -p "$port" \
+        -m "${DB_POOL_MAX:-10}" --cluster-workers 2 --disable-query-log -b \
+        > "$WORK/postgraphile-$scale.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 150); do
+        curl -s -o /dev/null -H 'Content-Type: application/json' --data '{"query":"{__typename}"}' \
+            "$url:$port/graphql" && break
+        sleep 0.2
+    done
+    for rep in usageByDay visitsPerUser; do
+        curl -sS -o "$WORK/http-$scale-pg4-$rep.body" -H 'Content-Type: application/json' \
+            --data-binary "@$BENCH/queries/postgraphile-$rep.json" "$url:$port/graphql" \
+            || { kill "$pid"; die "PostGraphile did not answer; see $WORK/postgraphile-$scale.log"; }
+    done
+    "${PY[@]}" http-equivalent "$RESULTS" "$scale" "$WORK/http-$scale-usageByDay.body" "$WORK/http-$scale-pg4-usageByDay.body" \
+        "$WORK/http-$scale-visitsPerUser.body" "$WORK/http-$scale-pg4-visitsPerUser.body" \
+        "$(psql_q -d "$db" -c 'SELECT count(*) FROM users')"
+    for round in $(seq 1 "$HTTP_ROUNDS"); do
+        BENCH_BODY_FILE=$BENCH/queries/postgraphile-usageByDay.json wrk_run pg4_usageByDay "$url:$port/graphql"
+        BENCH_BODY_FILE=$BENCH/queries/postgraphile-visitsPerUser.json wrk_run pg4_visitsPerUser "$url:$port/graphql"
+    done
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    "${PY[@]}" record "$RESULTS" http_peer "$scale" postgraphile version="$POSTGRAPHILE_VERSION" \
+        node="$(node --version)" workers=2 pool="${DB_POOL_MAX:-10}"
+}
+
 # ------------------------------------------------------------------ main
 install_tools
 ensure_postgres
@@ -343,13 +461,24 @@ for scale in $SCALES; do
     prepare_db "$scale"
 done
 
+has_phase() { [[ " $PHASES " == *" $1 "* ]]; }
 for scale in $SCALES; do
-    log "=== scale $scale: cold requests and raw SQL"
-    cold_phase "$scale"
-    log "=== scale $scale: load (wrk)"
-    load_phase "$scale"
-    log "=== scale $scale: baseline (pgbench)"
-    pgbench_phase "$scale"
+    if has_phase cold; then
+        log "=== scale $scale: cold requests and raw SQL"
+        cold_phase "$scale"
+    fi
+    if has_phase load; then
+        log "=== scale $scale: load (wrk)"
+        load_phase "$scale"
+    fi
+    if has_phase pgbench; then
+        log "=== scale $scale: baseline (pgbench)"
+        pgbench_phase "$scale"
+    fi
+    if has_phase http; then
+        log "=== scale $scale: HTTP caching, 304s, compression, PostGraphile 4 (http)"
+        http_phase "$scale"
+    fi
 done
 
 if [[ $WRITER == 1 ]]; then
@@ -382,5 +511,16 @@ META=$WORK/meta.md
     echo '```'
 } > "$META"
 
-BENCH_DURATION=$DURATION BENCH_CONNECTIONS=$CONNS "${PY[@]}" report "$RESULTS" "$META" "$RESULTS_DIR/latest.md" "$RESULTS_DIR/$STAMP.md"
-log "written: bench/results/latest.md, bench/results/$STAMP.md, bench/results/plans-*.txt"
+export BENCH_DURATION=$DURATION BENCH_CONNECTIONS=$CONNS
+if has_phase http; then
+    "${PY[@]}" http-report "$RESULTS" "$META" "$RESULTS_DIR/http-latest.md" "$RESULTS_DIR/http-$STAMP.md" >/dev/null
+    log "written: bench/results/http-latest.md, bench/results/http-$STAMP.md"
+fi
+# latest.md holds full runs only; a run of some phases gets a page of its own.
+if [[ $PHASES == "cold load pgbench http" ]]; then
+    "${PY[@]}" report "$RESULTS" "$META" "$RESULTS_DIR/latest.md" "$RESULTS_DIR/$STAMP.md"
+    log "written: bench/results/latest.md, bench/results/$STAMP.md, bench/results/plans-*.txt"
+elif has_phase cold || has_phase load || has_phase pgbench; then
+    "${PY[@]}" report "$RESULTS" "$META" "$RESULTS_DIR/$STAMP-partial.md"
+    log "written: bench/results/$STAMP-partial.md (phases: $PHASES)"
+fi

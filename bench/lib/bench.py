@@ -332,8 +332,9 @@ def build_report(recs, meta_text):
     # ---- cold table
     w("## Cold: first request on a fresh gateway process vs the raw SQL\n")
     w("Each figure is the very first request to a freshly started gateway (a new process per "
-      "report and mode, so its cache is empty), timed by `curl -w %{time_total}` as the client "
-      "sees it; \"fresh process\" runs with the cache settings as given, the second row of each "
+      "report, mode and run, so its cache is empty), timed by `curl -w %{time_total}` as the client "
+      "sees it, the median of the runs (min–max beside it; the raw SQL likewise); "
+      "\"fresh process\" runs with the cache settings as given, the second row of each "
       "report with `CACHE_TTL_SECONDS=0`. Raw SQL is the `Execution Time` of `EXPLAIN (ANALYZE, "
       "BUFFERS, TIMING OFF)` of the plain SQL over `tokens` giving the same report, run on the "
       "same database just before (plans in `plans-<scale>.txt`); raw / gateway is how many times "
@@ -343,17 +344,30 @@ def build_report(recs, meta_text):
       f"≥ {COLD_MIN_SPEEDUP:g}× faster than the raw SQL, in both modes.\n")
     w("| scale | report | mode | cold ms | HTTP | bytes | raw SQL ms | raw / gateway | ready ms | target (10m) |")
     w("|---|---|---|--:|--:|--:|--:|--:|--:|---|")
+    every = {}
+    for r in recs:
+        every.setdefault((r["kind"], r["scale"], r["report"]), []).append(r)
+
+    def spread(values):  # "median (min–max of n)" when there is more than one
+        if len(values) < 2:
+            return ""
+        return f" ({fmt(min(values))}–{fmt(max(values))} of {len(values)})"
+
     for scale in scales:
         for rep in COLD_REPORTS:
-            e = by.get(("explain", scale, rep))
-            raw_ms = e.get("exec_ms") if e else None
-            if raw_ms == "":
-                raw_ms = None
+            raws = [e["exec_ms"] for e in every.get(("explain", scale, rep), []) if e.get("exec_ms") not in (None, "")]
+            raw_ms = statistics.median(raws) if raws else None
             for mode in ("cache", "ttl0"):
-                c = by.get((f"cold_{mode}", scale, rep))
-                if not c:
+                runs = every.get((f"cold_{mode}", scale, rep))
+                if not runs:
                     continue
-                cold_ms = c["time_total_s"] * 1000.0
+                c = dict(runs[0])
+                times = [r["time_total_s"] * 1000.0 for r in runs]
+                cold_ms = statistics.median(times)
+                c["http_code"] = next((r["http_code"] for r in runs if r["http_code"] != 200), 200)
+                c["body_ok"] = min(r.get("body_ok", 1) for r in runs)
+                c["same_body"] = min(r.get("same_body", 1) for r in runs)
+                c["ready_ms"] = statistics.median(r["ready_ms"] for r in runs)
                 good = c["http_code"] == 200 and c.get("body_ok", 1) == 1
                 speedup = raw_ms / cold_ms if (raw_ms and cold_ms > 0) else None
                 sp_txt = f"{speedup:,.1f}×" if speedup is not None else "–"
@@ -380,8 +394,8 @@ def build_report(recs, meta_text):
                                     f"{fmt(cold_ms)} ms vs raw {fmt(raw_ms)} ms = {sp_txt}"))
                 if notes:
                     tgt += " (" + "; ".join(notes) + ")"
-                w(f"| {scale} | {COLD_LABEL[rep]} | {COLD_MODE_LABEL[mode]} | {fmt(cold_ms)} | {c['http_code']} | "
-                  f"{fmt(c['bytes'])} | {fmt(raw_ms)} | {sp_txt} | {fmt(c['ready_ms'])} | {tgt} |")
+                w(f"| {scale} | {COLD_LABEL[rep]} | {COLD_MODE_LABEL[mode]} | {fmt(cold_ms)}{spread(times)} | {c['http_code']} | "
+                  f"{fmt(c['bytes'])} | {fmt(raw_ms)}{spread(raws)} | {sp_txt} | {fmt(c['ready_ms'])} | {tgt} |")
     w("")
 
     # ---- legacy writer (pgbench-writer.sh)
@@ -395,6 +409,15 @@ def build_report(recs, meta_text):
             w(line)
         w("")
         targets.extend(wtargets)
+
+    # ---- HTTP caching, 304s, compression, the PostGraphile peer (issue 14)
+    hlines, htargets = http_section(recs)
+    if hlines:
+        w("## HTTP: GraphQL beside REST, 304s, gzip, PostGraphile 4 (issue 14)\n")
+        for line in hlines:
+            w(line)
+        w("")
+        targets.extend(htargets)
 
     # ---- rollup build (migrate-build.sh)
     mb = [r for r in recs if r["kind"] == "migrate_build"]
@@ -429,7 +452,7 @@ def build_report(recs, meta_text):
     w("")
 
     # ---- targets summary
-    w("## Targets (issues 7 and 13)\n")
+    w("## Targets (issues 7, 13 and 14)\n")
     if targets:
         n_met = sum(1 for _, m, _ in targets if m)
         w(f"{n_met} of {len(targets)} met.\n")
@@ -488,6 +511,165 @@ def writer_section(recs):
     return lines, targets
 
 
+# ---------------------------------------------------------------- HTTP (issue 14)
+
+HTTP_RUNS = [
+    ("rest_daily_usage", "REST `daily_usage` (the baseline)"),
+    ("gql_usageByDay", "GraphQL `usageByDay` (DAY, New York, a month)"),
+    ("gql_visitsPerUser", "GraphQL `visitsPerUser(first: 100)` with `user { firstName }`"),
+    ("rest_daily_usage_304", "REST `daily_usage`, `If-None-Match` → 304"),
+    ("gql_usageByDay_304", "GraphQL `usageByDay` POST, `If-None-Match` → 304"),
+    ("rest_user_visits", "REST `user_visits`, identity"),
+    ("rest_user_visits_gzip", "REST `user_visits`, `Accept-Encoding: gzip, deflate`"),
+    ("pg4_usageByDay", "PostGraphile 4: `usageByDay` (SQL function)"),
+    ("pg4_visitsPerUser", "PostGraphile 4: `allUserVisits(first: 100)` with `userByUserId { firstName }`"),
+]
+
+
+def cmd_http_equivalent(args):
+    """http-equivalent RESULTS SCALE GW_USAGE PG4_USAGE GW_VISITS PG4_VISITS USERS:
+    record whether the peer's answers hold the gateway's numbers (the queries are equivalent)."""
+    results, scale, gw_u, pg_u, gw_v, pg_v, users = args
+
+    def data(path):
+        with open(path) as f:
+            d = json.load(f)
+        if d.get("errors") or not d.get("data"):
+            die(f"{path}: not an answer: {json.dumps(d)[:300]}")
+        return d["data"]
+
+    gu = {b["date"]: (b["visits"], b["tokensIssued"], b["uniqueUsers"])
+          for b in data(gw_u)["usageByDay"] if b["tokensIssued"]}
+    pu = {b["date"]: (int(b["visits"]), int(b["tokensIssued"]), int(b["uniqueUsers"]))
+          for b in data(pg_u)["usageByDay"]["nodes"]}
+    gv = [(e["node"]["visits"], e["node"]["user"]["firstName"]) for e in data(gw_v)["visitsPerUser"]["edges"]]
+    pv = [(int(n["visits"]), n["userByUserId"]["firstName"]) for n in data(pg_v)["allUserVisits"]["nodes"]]
+    # The visit counts in order must agree, and the users above the last count (at the cut,
+    # equal counts may be broken differently).
+    counts = [v for v, _ in gv]
+    same_v = len(gv) == min(100, int(users)) and counts == [v for v, _ in pv]
+    if same_v and counts:
+        same_v = sorted(x for x in gv if x[0] != counts[-1]) == sorted(x for x in pv if x[0] != counts[-1])
+    append(results, {"kind": "http_equivalent", "scale": scale, "report": "peer",
+                     "usage_same": int(gu == pu), "usage_buckets": len(gu),
+                     "visits_same": int(bool(same_v)), "visits_rows": len(gv)})
+    print(f"equivalent: usageByDay {gu == pu} ({len(gu)} days), visitsPerUser {bool(same_v)} ({len(gv)} rows)")
+
+
+def http_section(recs):
+    """Lines and targets of the http phase, from "wrk" records named "http:*"."""
+    every = {}
+    for r in recs:
+        if r["kind"] == "wrk" and r["report"].startswith("http:"):
+            every.setdefault((r["scale"], r["report"][5:]), []).append(r)
+    if not every:
+        return [], []
+
+    def rate(r):
+        return r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
+
+    # Each row: the run of median rate (its latencies with it), and the rates of all runs.
+    runs, rates = {}, {}
+    for key, rs in every.items():
+        rs = sorted(rs, key=rate)
+        runs[key] = rs[(len(rs) - 1) // 2]
+        rates[key] = [rate(r) for r in rs]
+    lines, targets = [], []
+    w = lines.append
+    peer = next((r for r in recs if r["kind"] == "http_peer"), None)
+    w("`bench/run.sh` phase `http`: one gateway per scale, every answer warmed once, then wrk "
+      f"(-t2, {os.environ.get('BENCH_CONNECTIONS', '64')} connections, {os.environ.get('BENCH_DURATION', '10')} s) "
+      "per row; the 304 rows send back the ETag the gateway gave. The PostGraphile rows run "
+      + (f"postgraphile@{peer['version']} on Node {peer['node']} (`--cluster-workers {peer['workers']}`, "
+         f"pool {peer['pool']}, `NODE_ENV=production`, `--disable-query-log`) " if peer else "PostGraphile 4 ")
+      + "on the same database with the equivalent queries over the legacy tables "
+      "(`bench/peer/postgraphile.sql`, `bench/queries/postgraphile-*.json`); nothing else ran meanwhile.\n")
+    for r in recs:
+        if r["kind"] == "http_equivalent":
+            w(f"Equivalence of the peer's answers ({r['scale']}): usageByDay "
+              f"{'same' if r['usage_same'] else '**DIFFERENT**'} ({r['usage_buckets']} days), visitsPerUser "
+              f"{'same' if r['visits_same'] else '**DIFFERENT**'} ({r['visits_rows']} rows).\n")
+    n_rounds = max(len(v) for v in rates.values())
+    w(f"Each row is the median of {n_rounds} runs by rate (the rounds ran one after another, each "
+      "row once per round); its p50/p99 are that run's; all the runs' rates are in the last column.\n")
+    w("| scale | request | req/s | × REST | p50 ms | p99 ms | bytes/answer on the wire | non-2xx/3xx, errors | runs, req/s |")
+    w("|---|---|--:|--:|--:|--:|--:|---|---|")
+
+    notes = []
+    scales = []
+    for (sc, _) in runs:
+        if sc not in scales:
+            scales.append(sc)
+    for sc in scales:
+        base = runs.get((sc, "rest_daily_usage"))
+        for name, label in HTTP_RUNS:
+            r = runs.get((sc, name))
+            if not r:
+                continue
+            x = rate(r) / rate(base) if base and rate(base) else None
+            errs = r["connect"] + r["read"] + r["write"] + r["timeout"]
+            w(f"| {sc} | {label} | {rate(r):,.0f} | {fmt(x, 2)} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | "
+              f"{r['bytes'] / max(r['requests'], 1):,.0f} | {r['status']}, {errs} | "
+              f"{', '.join(f'{v:,.0f}' for v in rates[(sc, name)])} |")
+        for name, peer_name in (("gql_usageByDay", "pg4_usageByDay"), ("gql_visitsPerUser", "pg4_visitsPerUser")):
+            r = runs.get((sc, name))
+            if not (r and base):
+                continue
+            x = rate(r) / rate(base)
+            targets.append((f"{sc}: hot {name[4:]} ≥ 0.8× hot REST daily_usage", x >= 0.8,
+                            f"{rate(r):,.0f} vs {rate(base):,.0f} req/s = {x:.2f}×"))
+            targets.append((f"{sc}: hot {name[4:]} p99 ≤ 5 ms at 64 connections", r["p99_us"] <= 5000,
+                            f"{r['p99_us'] / 1000:.2f} ms"))
+            p = runs.get((sc, peer_name))
+            if p:
+                y = rate(r) / rate(p) if rate(p) else float("inf")
+                targets.append((f"{sc}: {name[4:]} ≥ 10× PostGraphile 4", y >= 10,
+                                f"{rate(r):,.0f} vs {rate(p):,.0f} req/s = {y:.1f}×"))
+        n = runs.get((sc, "rest_daily_usage_304"))
+        if n and base:
+            targets.append((f"{sc}: the 304 path at least as fast as the hot REST path", rate(n) >= rate(base),
+                            f"{rate(n):,.0f} vs {rate(base):,.0f} req/s"))
+        for r in recs:
+            if r["kind"] == "http_size" and r["scale"] == sc:
+                ratio = r["identity_bytes"] / max(r["gzip_bytes"], 1)
+                users = "" if sc == "demo" else " (100k users)"
+                g = runs.get((sc, "rest_user_visits_gzip"))
+                i = runs.get((sc, "rest_user_visits"))
+                notes.append(f"- {sc}: `user_visits` is {r['identity_bytes']:,} bytes identity and {r['gzip_bytes']:,} gzip "
+                  f"({ratio:.1f}× smaller; decodes to the identity bytes: {'yes' if r['gzip_same'] else '**NO**'})"
+                  + (f"; hot {rate(g):,.0f} req/s with gzip, {rate(i):,.0f} identity" if g and i else "")
+                  + (f"; for scale, the same bytes by the command-line tools at their strongest: gzip -9 "
+                     f"{r['gzip9_bytes']:,} ({r['identity_bytes'] / max(r['gzip9_bytes'], 1):.1f}×)" if r.get("gzip9_bytes") else "")
+                  + (f", zstd -19 {r['zstd19_bytes']:,} ({r['identity_bytes'] / r['zstd19_bytes']:.1f}×)" if r.get("zstd19_bytes") else "")
+                  + ".")
+                if sc != "demo":
+                    targets.append((f"{sc}: user_visits{users} with gzip ≥ 10× smaller than identity",
+                                    ratio >= 10 and bool(r["gzip_same"]),
+                                    f"{r['identity_bytes']:,} / {r['gzip_bytes']:,} bytes = {ratio:.1f}×"))
+    if notes:
+        w("")
+        lines.extend(notes)
+    return lines, targets
+
+
+def cmd_http_report(args):
+    """http-report JSONL META OUT...: the http phase's own results page."""
+    jsonl, meta_file, *outs = args
+    lines, targets = http_section(load(jsonl))
+    text = ["# HTTP benchmark: GraphQL beside REST, 304s, gzip, PostGraphile 4 (issue 14)\n",
+            open(meta_file).read().rstrip() + "\n"]
+    text += lines
+    text.append("")
+    for desc, met, detail in targets:
+        text.append(f"- {desc}: {'yes' if met else '**no**'} ({detail})")
+    text.append("")
+    out = "\n".join(text)
+    for o in outs:
+        with open(o, "w") as f:
+            f.write(out)
+    print(out)
+
+
 def cmd_writer(args):
     """writer JSONL META OUT...: the legacy writer's own results page."""
     jsonl, meta_file, *outs = args
@@ -525,6 +707,8 @@ COMMANDS = {
     "report": cmd_report,
     "writer": cmd_writer,
     "coldset": cmd_coldset,
+    "http-equivalent": cmd_http_equivalent,
+    "http-report": cmd_http_report,
 }
 
 if __name__ == "__main__":

@@ -151,10 +151,25 @@ pub fn etag_of(body: &[u8]) -> HeaderValue {
     HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
 }
 
+/// A weak validator over `semantic`, the bytes a body means (for a GraphQL answer: the
+/// answer without its `extensions.cache` instants), for a body that differs from another
+/// only in such metadata: `W/` and the same form as [`etag_of`].
+pub fn weak_etag_of(semantic: &[u8]) -> HeaderValue {
+    let strong = etag_of(semantic);
+    let tag = format!("W/{}", strong.to_str().unwrap_or("\"0\""));
+    HeaderValue::from_str(&tag).unwrap_or(strong)
+}
+
 impl Encoded {
     pub fn new(identity: Bytes) -> Self {
+        let etag = etag_of(&identity);
+        Self::with_etag(identity, etag)
+    }
+
+    /// A body with a validator of the caller's making (see [`weak_etag_of`]).
+    pub fn with_etag(identity: Bytes, etag: HeaderValue) -> Self {
         Self {
-            etag: etag_of(&identity),
+            etag,
             identity,
             forms: Default::default(),
             kept: AtomicUsize::new(0),

@@ -24,7 +24,7 @@ use crate::analytics::cache::{
     Source, SwrCache, entry_size, weight,
 };
 use crate::auth::Principal;
-use crate::http::encoding::{Encoded, SharedBody};
+use crate::http::encoding::{Encoded, SharedBody, weak_etag_of};
 use crate::http::state::AppState;
 
 pub type ResponseCache = SwrCache<ResponseKey, SharedBody>;
@@ -243,10 +243,12 @@ fn instant(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// Executes `request` and serialises the answer; one without errors is returned to be
-/// stored (or, with the cache off, sent with its `ETag` all the same), with the age of the oldest data it used and, in `extensions.cache`, when that
-/// data was read and until when the answer is fresh and may be served stale (instants,
-/// not an age: the stored bytes stay the same for their whole life, so their `ETag` is
-/// strong and each compressed form is made once; the `Age` header gives the age).
+/// stored (or, with the cache off, sent with its strong `ETag` all the same), with the age
+/// of the oldest data it used and, with a TTL, in `extensions.cache`, when that data was
+/// read and until when the answer is fresh and may be served stale (instants, not an
+/// age: the stored bytes stay the same for their whole life, so each compressed form is
+/// made once; the `Age` header gives the age). Such an answer's `ETag` is weak, over the
+/// answer without those instants, so it changes with the data and not with each refill.
 pub async fn execute(
     state: &AppState,
     request: Request,
@@ -258,7 +260,18 @@ pub async fn execute(
     let mut response = state.schema.execute(request).await;
     let (age, source) = freshness.get().unwrap_or((Duration::ZERO, Source::Miss));
     let storable = response.errors.is_empty();
+    let serialise = |response: &async_graphql::Response| {
+        serde_json::to_vec(&body_of(response)).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "serialising a GraphQL answer failed");
+            br#"{"errors":[{"message":"the answer could not be serialised","extensions":{"code":"INTERNAL"}}]}"#.to_vec()
+        })
+    };
+    // Each refill moves the instants below; the validator covers the answer without them,
+    // so a poller keeps getting 304 across refills while the data stays the same (weak:
+    // the bytes differ in those instants).
+    let mut weak_tag = None;
     if storable && note {
+        weak_tag = Some(weak_etag_of(&serialise(&response)));
         let policy = state.config.cache;
         let data_at = chrono::Utc::now()
             - chrono::Duration::from_std(age).unwrap_or_else(|_| chrono::Duration::zero());
@@ -274,11 +287,11 @@ pub async fn execute(
             response.extensions.insert("cache".to_owned(), value);
         }
     }
-    let json = serde_json::to_vec(&body_of(&response)).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "serialising a GraphQL answer failed");
-        br#"{"errors":[{"message":"the answer could not be serialised","extensions":{"code":"INTERNAL"}}]}"#.to_vec()
+    let json = serialise(&response);
+    let body = Arc::new(match weak_tag {
+        Some(tag) => Encoded::with_etag(json.into(), tag),
+        None => Encoded::new(json.into()),
     });
-    let body = Arc::new(Encoded::new(json.into()));
     if storable {
         Ok(Cached {
             value: body,
