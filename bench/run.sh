@@ -37,6 +37,13 @@ PHASES=${BENCH_PHASES:-"cold load pgbench http"}
 # The peer of the http phase (issue 14), installed from npm into bench/work/.
 POSTGRAPHILE_VERSION=${BENCH_POSTGRAPHILE_VERSION:-4.14.1}
 HTTP_ROUNDS=${BENCH_HTTP_ROUNDS:-3}   # the http phase's rounds (each row: the median)
+# The http phase puts the load generator and the server on cores of their own (wrk on
+# CPU 0, the gateway or PostGraphile on CPU 1), as two machines would be: sharing both
+# cores, wrk's and the server's threads preempt each other for whole scheduler slices,
+# which is most of a p99 of 4-6 ms on any server. BENCH_HTTP_PIN=0 shares them.
+HTTP_PIN=${BENCH_HTTP_PIN:-1}
+SERVER_WRAP=()
+WRK_WRAP=()
 WRITER=${BENCH_WRITER:-1}
 MIGRATE_BUILD=${BENCH_MIGRATE_BUILD:-1}
 
@@ -160,7 +167,7 @@ start_gateway() {
     GW_PORT=$("${PY[@]}" freeport)
     out=$(env DATABASE_URL="$(db_url "$db")" APP_PORT="$GW_PORT" BIND_ADDRESS=127.0.0.1 \
         LOG_FORMAT=json RUST_LOG=warn SHUTDOWN_DRAIN_SECONDS=1 "$@" \
-        "${PY[@]}" spawn "$WORK/gateway-$scale-$tag.log" "$GW_PORT" -- "$BIN" serve)
+        "${PY[@]}" spawn "$WORK/gateway-$scale-$tag.log" "$GW_PORT" -- "${SERVER_WRAP[@]}" "$BIN" serve)
     read -r GW_PID GW_READY <<<"$out"
     "${PY[@]}" record "$RESULTS" ready "$scale" "$tag" ready_ms="$GW_READY"
     log "gateway ($scale, $tag) pid $GW_PID on :$GW_PORT ready in $GW_READY ms"
@@ -267,9 +274,11 @@ cold_phase() {
                 res=$(request "$rep" "$WORK/cold-$scale-$rep-$mode-$run.body")
                 read -r code t size <<<"$res"
                 ok=1; ok_body "$rep" "$WORK/cold-$scale-$rep-$mode-$run.body" || ok=0
-                # Every answer must be the first fresh process's bytes.
+                # Every answer must be the first fresh process's (a GraphQL answer's
+                # extensions.cache instants aside: they differ per fill and are absent
+                # with CACHE_TTL_SECONDS=0).
                 same=1
-                cmp -s "$WORK/cold-$scale-$rep-cache-1.body" "$WORK/cold-$scale-$rep-$mode-$run.body" || same=0
+                "${PY[@]}" same-answer "$WORK/cold-$scale-$rep-cache-1.body" "$WORK/cold-$scale-$rep-$mode-$run.body" || same=0
                 "${PY[@]}" record "$RESULTS" "cold_$mode" "$scale" "$rep" http_code="$code" time_total_s="$t" bytes="$size" \
                     ready_ms="$GW_READY" body_ok="$ok" same_body="$same" run="$run"
                 log "cold ($mode, run $run) $scale $rep: HTTP $code in ${t}s, $size bytes$( ((ok)) || echo ' -- BODY NOT A REPORT')$( ((same)) || echo ' -- BODY DIFFERS FROM THE FIRST')"
@@ -351,7 +360,7 @@ wrk_run() {
     local out n=1
     while [[ -e $WORK/http-$CUR_SCALE-$name-$n.txt ]]; do n=$((n + 1)); done
     out=$WORK/http-$CUR_SCALE-$name-$n.txt
-    wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$BENCH/wrk.lua" "$@" "$url" \
+    "${WRK_WRAP[@]}" wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$BENCH/wrk.lua" "$@" "$url" \
         > "$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
     "${PY[@]}" wrk "$RESULTS" "$CUR_SCALE" "http:$name" "$out" 0
     log "wrk http $CUR_SCALE $name ($n): $(grep -E 'Requests/sec|Non-2xx|Socket errors' "$out" | tr -s ' ' | paste -sd';')"
@@ -379,6 +388,10 @@ http_phase() {
     db=$(scale_db "$scale")
     CUR_SCALE=$scale
     url="http://127.0.0.1"
+    if [[ $HTTP_PIN == 1 ]] && (($(nproc) >= 2)) && command -v taskset >/dev/null; then
+        SERVER_WRAP=(taskset -c 1)
+        WRK_WRAP=(taskset -c 0)
+    fi
     quiesce "$db"
     start_gateway "$scale" http
     gql="$url:$GW_PORT/graphql"
@@ -406,6 +419,7 @@ http_phase() {
     # user_visits (the largest body) on the wire: identity, then gzip as python-requests asks.
     curl -sS -o "$WORK/http-$scale-user_visits.identity" "$url:$GW_PORT/api/reports/user_visits"
     curl -sS -o "$WORK/http-$scale-user_visits.gz" -H 'Accept-Encoding: gzip, deflate' "$url:$GW_PORT/api/reports/user_visits"
+    "${PY[@]}" record "$RESULTS" http_pin "$scale" all pinned="$([[ ${#SERVER_WRAP[@]} -gt 0 ]] && echo 1 || echo 0)"
     "${PY[@]}" record "$RESULTS" http_size "$scale" user_visits \
         identity_bytes="$(stat -c %s "$WORK/http-$scale-user_visits.identity")" \
         gzip_bytes="$(stat -c %s "$WORK/http-$scale-user_visits.gz")" \
@@ -415,13 +429,17 @@ http_phase() {
     wrk_run rest_user_visits "$url:$GW_PORT/api/reports/user_visits"
     wrk_run rest_user_visits_gzip "$url:$GW_PORT/api/reports/user_visits" -H 'Accept-Encoding: gzip, deflate'
     stop_gateway
-    [[ $scale == demo ]] || return 0
+    if [[ $scale != demo ]]; then
+        SERVER_WRAP=()
+        WRK_WRAP=()
+        return 0
+    fi
     # The peer: PostGraphile 4 on the same database, the same wrk settings, the
     # equivalent queries over the legacy tables (bench/peer/postgraphile.sql).
     install_postgraphile
     psql_q -d "$db" -c "SET client_min_messages = warning" -f "$BENCH/peer/postgraphile.sql" >/dev/null
     port=$("${PY[@]}" freeport)
-    NODE_ENV=production "$PG4_BIN" -c "$(db_url "$db")" -s pg4,public -n 127.0.0.1 -p "$port" \
+    "${SERVER_WRAP[@]}" env NODE_ENV=production "$PG4_BIN" -c "$(db_url "$db")" -s pg4,public -n 127.0.0.1 -p "$port" \
         -m "${DB_POOL_MAX:-10}" --cluster-workers 2 --disable-query-log -b \
         > "$WORK/postgraphile-$scale.log" 2>&1 &
     pid=$!
@@ -446,6 +464,8 @@ http_phase() {
     wait "$pid" 2>/dev/null || true
     "${PY[@]}" record "$RESULTS" http_peer "$scale" postgraphile version="$POSTGRAPHILE_VERSION" \
         node="$(node --version)" workers=2 pool="${DB_POOL_MAX:-10}"
+    SERVER_WRAP=()
+    WRK_WRAP=()
 }
 
 # ------------------------------------------------------------------ main

@@ -526,6 +526,30 @@ HTTP_RUNS = [
 ]
 
 
+def answer_of(path):
+    """A body's meaning: its bytes, or for a GraphQL answer its JSON without
+    `extensions.cache` (the instants a cached answer carries differ per fill)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        d = json.loads(raw)
+    except ValueError:
+        return raw
+    if not (isinstance(d, dict) and "data" in d):
+        return raw
+    if isinstance(d.get("extensions"), dict):
+        d["extensions"].pop("cache", None)
+        if not d["extensions"]:
+            del d["extensions"]
+    return json.dumps(d, sort_keys=True).encode()
+
+
+def cmd_same_answer(args):
+    """same-answer A B: exit 0 when the two bodies mean the same (see answer_of)."""
+    a, b = args
+    sys.exit(0 if answer_of(a) == answer_of(b) else 1)
+
+
 def cmd_http_equivalent(args):
     """http-equivalent RESULTS SCALE GW_USAGE PG4_USAGE GW_VISITS PG4_VISITS USERS:
     record whether the peer's answers hold the gateway's numbers (the queries are equivalent)."""
@@ -568,11 +592,17 @@ def http_section(recs):
     def rate(r):
         return r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
 
-    # Each row: the run of median rate (its latencies with it), and the rates of all runs.
+    # Each row: the run of median rate, with the median of the runs' p50 and p99 (a
+    # percentile of one run would let one stall of the machine stand for the row), and
+    # the rates of all runs in the order they ran.
     runs, rates = {}, {}
     for key, rs in every.items():
-        rs = sorted(rs, key=rate)
-        runs[key] = rs[(len(rs) - 1) // 2]
+        by_rate = sorted(rs, key=rate)
+        row = dict(by_rate[(len(rs) - 1) // 2])
+        for p in ("p50_us", "p99_us"):
+            row[p] = statistics.median(r[p] for r in rs)
+        row["p99_all"] = [r["p99_us"] for r in rs]
+        runs[key] = row
         rates[key] = [rate(r) for r in rs]
     lines, targets = [], []
     w = lines.append
@@ -583,17 +613,21 @@ def http_section(recs):
       + (f"postgraphile@{peer['version']} on Node {peer['node']} (`--cluster-workers {peer['workers']}`, "
          f"pool {peer['pool']}, `NODE_ENV=production`, `--disable-query-log`) " if peer else "PostGraphile 4 ")
       + "on the same database with the equivalent queries over the legacy tables "
-      "(`bench/peer/postgraphile.sql`, `bench/queries/postgraphile-*.json`); nothing else ran meanwhile.\n")
+      "(`bench/peer/postgraphile.sql`, `bench/queries/postgraphile-*.json`); nothing else ran meanwhile. "
+      + ("wrk ran on CPU 0 and the server (gateway or PostGraphile) on CPU 1 (`taskset`), as on two machines."
+         if any(r["kind"] == "http_pin" and r.get("pinned") == 1 for r in recs)
+         else "wrk and the server shared the cores.") + "\n")
     for r in recs:
         if r["kind"] == "http_equivalent":
             w(f"Equivalence of the peer's answers ({r['scale']}): usageByDay "
               f"{'same' if r['usage_same'] else '**DIFFERENT**'} ({r['usage_buckets']} days), visitsPerUser "
               f"{'same' if r['visits_same'] else '**DIFFERENT**'} ({r['visits_rows']} rows).\n")
     n_rounds = max(len(v) for v in rates.values())
-    w(f"Each row is the median of {n_rounds} runs by rate (the rounds ran one after another, each "
-      "row once per round); its p50/p99 are that run's; all the runs' rates are in the last column.\n")
-    w("| scale | request | req/s | × REST | p50 ms | p99 ms | bytes/answer on the wire | non-2xx/3xx, errors | runs, req/s |")
-    w("|---|---|--:|--:|--:|--:|--:|---|---|")
+    w(f"Each row: the median of {n_rounds} runs (the rounds ran one after another, each row once "
+      "per round): the run of median rate, the median p50 and p99 of the runs; every run's rate "
+      "and p99 are in the last columns.\n")
+    w("| scale | request | req/s | × REST | p50 ms | p99 ms | bytes/answer on the wire | non-2xx/3xx, errors | runs, req/s | runs, p99 ms |")
+    w("|---|---|--:|--:|--:|--:|--:|---|---|---|")
 
     notes = []
     scales = []
@@ -610,7 +644,8 @@ def http_section(recs):
             errs = r["connect"] + r["read"] + r["write"] + r["timeout"]
             w(f"| {sc} | {label} | {rate(r):,.0f} | {fmt(x, 2)} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | "
               f"{r['bytes'] / max(r['requests'], 1):,.0f} | {r['status']}, {errs} | "
-              f"{', '.join(f'{v:,.0f}' for v in rates[(sc, name)])} |")
+              f"{', '.join(f'{v:,.0f}' for v in rates[(sc, name)])} | "
+              f"{', '.join(f'{v / 1000:.2f}' for v in r['p99_all'])} |")
         for name, peer_name in (("gql_usageByDay", "pg4_usageByDay"), ("gql_visitsPerUser", "pg4_visitsPerUser")):
             r = runs.get((sc, name))
             if not (r and base):
@@ -708,6 +743,7 @@ COMMANDS = {
     "writer": cmd_writer,
     "coldset": cmd_coldset,
     "http-equivalent": cmd_http_equivalent,
+    "same-answer": cmd_same_answer,
     "http-report": cmd_http_report,
 }
 
