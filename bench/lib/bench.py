@@ -687,12 +687,9 @@ def http_section(recs):
     return lines, targets
 
 
-def cmd_http_report(args):
-    """http-report JSONL META OUT...: the http phase's own results page."""
-    jsonl, meta_file, *outs = args
-    lines, targets = http_section(load(jsonl))
-    text = ["# HTTP benchmark: GraphQL beside REST, 304s, gzip, PostGraphile 4 (issue 14)\n",
-            open(meta_file).read().rstrip() + "\n"]
+def write_page(title, meta_file, preface, lines, targets, outs):
+    """A results page of its own: title, the run's header, the table and its targets."""
+    text = [f"# {title}\n", open(meta_file).read().rstrip() + "\n", *preface]
     text += lines
     text.append("")
     for desc, met, detail in targets:
@@ -703,25 +700,23 @@ def cmd_http_report(args):
         with open(o, "w") as f:
             f.write(out)
     print(out)
+
+
+def cmd_http_report(args):
+    """http-report JSONL META OUT...: the http phase's own results page."""
+    jsonl, meta_file, *outs = args
+    lines, targets = http_section(load(jsonl))
+    write_page("HTTP benchmark: GraphQL beside REST, 304s, gzip, PostGraphile 4 (issue 14)",
+               meta_file, [], lines, targets, outs)
 
 
 def cmd_writer(args):
     """writer JSONL META OUT...: the legacy writer's own results page."""
     jsonl, meta_file, *outs = args
     lines, targets = writer_section(load(jsonl))
-    text = ["# Legacy writer: pgbench of the tokens service's writes with and without the rollup triggers\n",
-            open(meta_file).read().rstrip() + "\n",
-            "Overhead per write = mean latency with the triggers / mean latency without − 1.\n"]
-    text += lines
-    text.append("")
-    for desc, met, detail in targets:
-        text.append(f"- {desc}: {'yes' if met else '**no**'} ({detail})")
-    text.append("")
-    out = "\n".join(text)
-    for o in outs:
-        with open(o, "w") as f:
-            f.write(out)
-    print(out)
+    write_page("Legacy writer: pgbench of the tokens service's writes with and without the rollup triggers",
+               meta_file, ["Overhead per write = mean latency with the triggers / mean latency without − 1.\n"],
+               lines, targets, outs)
 
 
 def cmd_report(args):

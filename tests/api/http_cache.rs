@@ -102,6 +102,12 @@ async fn seeded(
     app
 }
 
+/// A used token written behind the gateway's back: the data under the answers changes.
+async fn add_used_token(app: &TestApp, id: i32, user: i32, created: &str, used: &str) {
+    app.insert(&[], &[token(id, user, created, Some(used))])
+        .await;
+}
+
 fn metric(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
@@ -190,14 +196,12 @@ async fn every_cacheable_road_has_an_etag_and_answers_304_when_it_matches(
                 &[],
             )
             .await;
-            app.insert(
-                &[],
-                &[token(
-                    900_001,
-                    1,
-                    "2023-02-10 12:00:00",
-                    Some("2023-02-10 12:05:00"),
-                )],
+            add_used_token(
+                &app,
+                900_001,
+                1,
+                "2023-02-10 12:00:00",
+                "2023-02-10 12:05:00",
             )
             .await;
             let (status, h2, _) = send(
@@ -314,6 +318,18 @@ async fn a_graphql_etag_survives_refills_of_the_same_data_and_follows_new_data(
     let road = roads().pop().expect("the GraphQL POST road");
     let (_, h, first) = road.send(&app, &[]).await;
     let tag = header(&h, "etag").to_owned();
+    // A revalidation (a refill now) by a poller that holds `tag`.
+    let revalidate = |tag: &str| {
+        let tag = tag.to_owned();
+        let (road, app) = (&road, &app);
+        async move {
+            road.send(
+                app,
+                &[("cache-control", "no-cache"), ("if-none-match", &tag)],
+            )
+            .await
+        }
+    };
     let at = |body: &[u8]| -> String {
         let v: Value = serde_json::from_slice(body).expect("JSON");
         v["extensions"]["cache"]["dataAt"].to_string()
@@ -321,15 +337,7 @@ async fn a_graphql_etag_survives_refills_of_the_same_data_and_follows_new_data(
     // A refill (here a revalidation, a second later) reads the data again: the instants
     // in the body move, the tag does not, and the poller's tag still gets 304.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let (status, h, empty) = road
-        .send(
-            &app,
-            &[
-                ("cache-control", "no-cache"),
-                ("if-none-match", tag.as_str()),
-            ],
-        )
-        .await;
+    let (status, h, empty) = revalidate(&tag).await;
     assert_eq!(status, 304, "{backend:?}: same data after a refill");
     assert!(empty.is_empty());
     assert_eq!(header(&h, "etag"), tag);
@@ -345,25 +353,15 @@ async fn a_graphql_etag_survives_refills_of_the_same_data_and_follows_new_data(
     let (status, _, _) = road.send(&app, &[("if-none-match", tag.as_str())]).await;
     assert_eq!(status, 304);
     // New data: a new tag, and the old one gets the new answer.
-    app.insert(
-        &[],
-        &[token(
-            900_004,
-            1,
-            "2023-02-10 12:00:00",
-            Some("2023-02-10 12:05:00"),
-        )],
+    add_used_token(
+        &app,
+        900_004,
+        1,
+        "2023-02-10 12:00:00",
+        "2023-02-10 12:05:00",
     )
     .await;
-    let (status, h, changed) = road
-        .send(
-            &app,
-            &[
-                ("cache-control", "no-cache"),
-                ("if-none-match", tag.as_str()),
-            ],
-        )
-        .await;
+    let (status, h, changed) = revalidate(&tag).await;
     assert_eq!(status, 200, "{backend:?}: the data changed");
     assert_ne!(header(&h, "etag"), tag);
     assert_ne!(changed, refilled);
@@ -401,14 +399,12 @@ async fn graphql_answers_are_served_from_the_cache_until_revalidated(#[case] bac
         "{note}"
     );
     // A new used token: the cache still answers what it holds...
-    app.insert(
-        &[],
-        &[token(
-            900_002,
-            1,
-            "2023-02-10 12:00:00",
-            Some("2023-02-10 12:05:00"),
-        )],
+    add_used_token(
+        &app,
+        900_002,
+        1,
+        "2023-02-10 12:00:00",
+        "2023-02-10 12:05:00",
     )
     .await;
     let (_, _, held) = send(&app, &reqwest::Method::POST, "/graphql", &post(USAGE), &[]).await;
@@ -433,14 +429,12 @@ async fn graphql_answers_are_served_from_the_cache_until_revalidated(#[case] bac
     // The same holds on the REST road.
     let get = reqwest::Method::GET;
     let (_, _, before) = send(&app, &get, "/api/reports/daily_usage", &None, &[]).await;
-    app.insert(
-        &[],
-        &[token(
-            900_003,
-            2,
-            "2023-02-11 12:00:00",
-            Some("2023-02-11 12:05:00"),
-        )],
+    add_used_token(
+        &app,
+        900_003,
+        2,
+        "2023-02-11 12:00:00",
+        "2023-02-11 12:05:00",
     )
     .await;
     let (_, _, cached) = send(&app, &get, "/api/reports/daily_usage", &None, &[]).await;
