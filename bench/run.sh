@@ -107,9 +107,9 @@ ensure_postgres() {
 
 # ------------------------------------------------------------------ databases
 scale_db()     { echo "gw_bench_$1"; }
-scale_users()  { case $1 in demo) echo 1000 ;; 10m) echo 100000 ;; *) die "unknown scale $1" ;; esac; }
-scale_tokens() { case $1 in demo) echo 2500 ;; 10m) echo 10000000 ;; *) die "unknown scale $1" ;; esac; }
-scale_days()   { case $1 in demo) echo 7 ;; 10m) echo 1095 ;; *) die "unknown scale $1" ;; esac; }
+scale_users()  { case $1 in demo) echo 1000 ;; 10m) echo 100000 ;; 100m) echo 1000000 ;; *) die "unknown scale $1" ;; esac; }
+scale_tokens() { case $1 in demo) echo 2500 ;; 10m) echo 10000000 ;; 100m) echo 100000000 ;; *) die "unknown scale $1" ;; esac; }
+scale_days()   { case $1 in demo) echo 7 ;; 10m | 100m) echo 1095 ;; *) die "unknown scale $1" ;; esac; }
 # The first day with tokens: `seed --days N` ends every span on 2023-02-14.
 scale_first()  { date -u -d "2023-02-14 - $(scale_days "$1") days" +%F; }
 db_url() { echo "postgres://$PGUSER@$PGHOST:$PGPORT/$1"; }

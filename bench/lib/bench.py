@@ -378,7 +378,7 @@ def build_report(recs, meta_text):
                     notes.append("body differs from the fresh-process one")
                 limit = COLD_MAX_MS.get(rep, COLD_DEFAULT_MAX_MS)
                 tgt = "–"
-                if scale == "10m":
+                if scale in ("10m", "100m"):
                     why = []
                     if cold_ms > limit:
                         why.append(f"> {limit:g} ms")
