@@ -221,3 +221,102 @@ impl Analytics {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 }
+
+/// One line of the legacy user-visits report: a user with tokens, read from the rollup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VisitLine {
+    pub user_id: i32,
+    pub joined_at: NaiveDateTime,
+    /// All tokens of the user, used or not (the legacy definition).
+    pub visits: i64,
+}
+
+impl Analytics {
+    /// The smallest and largest user id in the per-user rollup (`None` when no user has a
+    /// token), after folding its log, so ranges read next are current as of this call.
+    pub async fn visit_line_bounds(&self) -> Result<Option<(i32, i32)>> {
+        self.fold_rollups().await?;
+        let mut query = rollup_query();
+        query
+            .expr_as(Func::min(col("user_id")), "lo")
+            .expr_as(Func::max(col("user_id")), "hi");
+        let Some(row) = self
+            .one("visit_lines_rollup", self.dialect.build(&query))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let lo: Option<i32> = row.try_get_by_index(0)?;
+        let hi: Option<i32> = row.try_get_by_index(1)?;
+        Ok(lo.zip(hi))
+    }
+
+    /// Up to `limit` users with tokens whose id is above `after` and at most `through`, by
+    /// id: a range of the rollup's primary key, uncached (the legacy body built from it is
+    /// cached whole) and without a fold (see [`Self::visit_line_bounds`]).
+    pub async fn visit_lines(
+        &self,
+        after: i64,
+        through: i64,
+        limit: usize,
+    ) -> Result<Vec<VisitLine>> {
+        const COLUMNS: [&str; 3] = ["user_id", "joined_at", "visits"];
+        let mut query = rollup_query();
+        query
+            .expr_as(col("user_id"), COLUMNS[0])
+            .expr_as(col("joined_at"), COLUMNS[1])
+            .expr_as(col("tokens"), COLUMNS[2])
+            .and_where(col("user_id").gt(after))
+            .and_where(col("user_id").lte(through))
+            .order_by_expr(col("user_id"), Order::Asc)
+            .limit(u64::try_from(limit).unwrap_or(u64::MAX));
+        let stmt = self.dialect.build(&query);
+        let Some(as_arrays) = self.dialect.columns_as_arrays(stmt.clone(), &COLUMNS) else {
+            let rows = self.all("visit_lines_rollup", stmt).await?;
+            return rows
+                .iter()
+                .map(|row| {
+                    Ok(VisitLine {
+                        user_id: row.try_get_by_index(0)?,
+                        joined_at: row.try_get_by_index(1)?,
+                        visits: row.try_get_by_index(2)?,
+                    })
+                })
+                .collect();
+        };
+        // One row; its arrays are NULL when the range is empty.
+        let Some(row) = self.one("visit_lines_rollup", as_arrays).await? else {
+            return Ok(Vec::new());
+        };
+        let ids: Option<Vec<i32>> = row.try_get_by_index(0)?;
+        let joined: Option<Vec<NaiveDateTime>> = row.try_get_by_index(1)?;
+        let visits: Option<Vec<i64>> = row.try_get_by_index(2)?;
+        let (ids, joined, visits) = (
+            ids.unwrap_or_default(),
+            joined.unwrap_or_default(),
+            visits.unwrap_or_default(),
+        );
+        if ids.len() != joined.len() || ids.len() != visits.len() {
+            return Err(AnalyticsError::Internal(format!(
+                "visit lines: arrays of {}, {} and {} values",
+                ids.len(),
+                joined.len(),
+                visits.len()
+            )));
+        }
+        let mut lines: Vec<VisitLine> = ids
+            .into_iter()
+            .zip(joined)
+            .zip(visits)
+            .map(|((user_id, joined_at), visits)| VisitLine {
+                user_id,
+                joined_at,
+                visits,
+            })
+            .collect();
+        if !lines.is_sorted_by_key(|l| l.user_id) {
+            lines.sort_unstable_by_key(|l| l.user_id);
+        }
+        Ok(lines)
+    }
+}

@@ -1,5 +1,5 @@
 //! `/api/reports/*`: daily usage runs a fixed GraphQL operation on the shared schema, user visits
-//! reads the analytics pages `visitsPerUser` resolves; each writes the legacy bytes.
+//! reads id ranges of the per-user rollup `visitsPerUser` pages; each writes the legacy bytes.
 //!
 //! The legacy (Flask) app wrote compact JSON with one trailing newline, keys in
 //! insertion order, and Python's `str(datetime)` for `joined_at`; clients parse
@@ -22,7 +22,6 @@ use axum::http::HeaderValue;
 
 use crate::analytics::cache::{Cached, Failure, Freshness, Source};
 use crate::analytics::reports::revalidating;
-use crate::analytics::visits::{Cursor, Page, VisitsFilter, VisitsOrder};
 use crate::http::encoding::{self, Encoded, SharedBody};
 use crate::http::error::AppError;
 use crate::http::graphql::{Context, with_context};
@@ -138,7 +137,7 @@ async fn render(
     let freshness = Arc::new(Freshness::default());
     let body = match report {
         LegacyReport::DailyUsage => daily_usage_body(state, context, &freshness).await?,
-        LegacyReport::UserVisits => user_visits_body(state, &freshness).await?,
+        LegacyReport::UserVisits => user_visits_body(state).await?,
     };
     let (age, source) = freshness.get().unwrap_or((Duration::ZERO, Source::Miss));
     Ok(Cached {
@@ -212,84 +211,144 @@ async fn daily_usage_body(
     Ok(body)
 }
 
-/// Rows per read of the per-user rollup while writing the user-visits body.
+/// Rows per read of the per-user rollup while writing a part of the user-visits body.
 const USER_VISITS_PAGE: usize = 20_000;
+/// User ids per part of the user-visits body; the parts are read and written at once.
+const USER_VISITS_PART_IDS: i64 = 25_000;
+/// At most this many parts (connections) for one user-visits body.
+const USER_VISITS_MAX_PARTS: i64 = 4;
 
-/// A spawned page read, aborted if the body it was for is abandoned (client gone, timeout).
-struct PageTask(tokio::task::JoinHandle<crate::analytics::error::Result<Cached<Arc<Page>>>>);
+/// A spawned task, aborted if what it was for is abandoned (client gone, timeout).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for PageTask {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
 }
 
-fn next_page(state: &AppState, filter: &VisitsFilter, after: Option<Cursor>) -> PageTask {
-    let (analytics, filter) = (state.analytics.clone(), filter.clone());
-    let revalidate = crate::analytics::reports::revalidation_requested();
-    PageTask(tokio::spawn(async move {
-        let read = analytics.visits_page(
-            &filter,
-            VisitsOrder::UserIdAsc,
-            after.as_ref(),
-            USER_VISITS_PAGE,
-            false,
-        );
-        if revalidate {
-            crate::analytics::reports::revalidating(read).await
-        } else {
-            read.await
-        }
-    }))
+/// Ids `lo..=hi` cut into `(after, through]` ranges of about `per_part` ids, at most `max`
+/// (as `i64`, so the range below `i32::MIN` can be written).
+fn id_parts(lo: i32, hi: i32, per_part: i64, max: i64) -> Vec<(i64, i64)> {
+    let (lo, hi) = (i64::from(lo), i64::from(hi));
+    let span = (hi - lo + 1).max(1);
+    let parts = ((span + per_part - 1) / per_part).clamp(1, max);
+    let step = (span + parts - 1) / parts;
+    (0..parts)
+        .map(|i| (lo - 1 + i * step, (lo - 1 + (i + 1) * step).min(hi)))
+        .filter(|(after, through)| after < through)
+        .collect()
 }
 
-/// The user-visits body, from the same paged analytics call as `visitsPerUser` (every user
-/// with tokens, by user id, keyset pages of the rollup), written as it is read: the next
-/// page is read while this one is written. It does not go through the GraphQL executor:
-/// at 100,000 users that costs about a second in resolvers for 100,000 edges, where
-/// reading and writing the rows directly takes a tenth of it.
-async fn user_visits_body(
-    state: &AppState,
-    freshness: &Arc<Freshness>,
+/// One part of the user-visits body: every user with tokens in `(after, through]`, by id,
+/// as `"id":{...}` entries joined by commas (empty when the range holds no user).
+async fn user_visits_part(
+    analytics: crate::analytics::Analytics,
+    mut after: i64,
+    through: i64,
 ) -> Result<String, AppError> {
-    let filter = VisitsFilter {
-        min_visits: None,
-        active_only: false,
-        from: None,
-        to: None,
-        timezone: chrono_tz::UTC,
-    };
-    let mut body = String::from("{");
-    let mut pending = next_page(state, &filter, None);
+    let mut part = String::new();
     loop {
-        let page = (&mut pending.0)
-            .await
-            .map_err(|e| AppError::Internal(format!("reading a page of user visits: {e}")))??;
-        freshness.record(&page);
-        let rows = &page.value.rows;
-        let more = match (page.value.has_next, rows.last()) {
-            (true, Some(last)) => {
-                let after = Cursor {
-                    order: VisitsOrder::UserIdAsc,
-                    key: last.clone(),
-                };
-                pending = next_page(state, &filter, Some(after));
-                true
+        let lines = analytics
+            .visit_lines(after, through, USER_VISITS_PAGE)
+            .await?;
+        part.reserve(lines.len() * 64);
+        for line in &lines {
+            if !part.is_empty() {
+                part.push(',');
             }
-            _ => false,
-        };
-        body.reserve(rows.len() * 64);
-        for row in rows {
-            if body.len() > 1 {
-                body.push(',');
-            }
-            let _ = write!(body, "\"{}\":{{\"joined_at\":\"", row.user_id);
-            write_python_datetime(&mut body, row.joined_at);
-            let _ = write!(body, "\",\"visits\":{}}}", row.visits);
+            write_visit_line(&mut part, line);
         }
-        if !more {
+        match lines.last() {
+            Some(last) if lines.len() == USER_VISITS_PAGE && i64::from(last.user_id) < through => {
+                after = i64::from(last.user_id);
+            }
+            _ => return Ok(part),
+        }
+    }
+}
+
+/// `"<id>":{"joined_at":"<python datetime>","visits":<n>}`.
+fn write_visit_line(out: &mut String, line: &crate::analytics::paging::VisitLine) {
+    out.push('"');
+    push_int(out, i64::from(line.user_id));
+    out.push_str("\":{\"joined_at\":\"");
+    write_python_datetime(out, line.joined_at);
+    out.push_str("\",\"visits\":");
+    push_int(out, line.visits);
+    out.push('}');
+}
+
+/// `n` in decimal, without the formatting machinery (a large part of the body's cost).
+fn push_int(out: &mut String, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
             break;
         }
+    }
+    if n < 0 {
+        out.push('-');
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+}
+
+/// `n` (0..=9999) with at least `width` digits, zero-padded.
+fn push_padded(out: &mut String, n: u32, width: usize) {
+    let mut digits = [b'0'; 6];
+    let mut rest = n;
+    let mut len = 0;
+    while rest > 0 || len < width {
+        len += 1;
+        digits[digits.len() - len] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if len == digits.len() {
+            break;
+        }
+    }
+    for &d in &digits[digits.len() - len..] {
+        out.push(char::from(d));
+    }
+}
+
+/// The user-visits body: every user with tokens, by user id, from the per-user rollup
+/// (after one fold). The id span is cut into a few ranges read and written at once, each
+/// by keyset pages of the rollup's primary key, and the parts joined in order. It does not
+/// go through the GraphQL executor: at 100,000 users that costs about a second in
+/// resolvers for 100,000 edges, where reading and writing the rows directly takes a
+/// fraction of it.
+async fn user_visits_body(state: &AppState) -> Result<String, AppError> {
+    let Some((lo, hi)) = state.analytics.visit_line_bounds().await? else {
+        return Ok("{}\n".to_owned());
+    };
+    let tasks: Vec<_> = id_parts(lo, hi, USER_VISITS_PART_IDS, USER_VISITS_MAX_PARTS)
+        .into_iter()
+        .map(|(after, through)| {
+            let analytics = state.analytics.clone();
+            AbortOnDrop(tokio::spawn(user_visits_part(analytics, after, through)))
+        })
+        .collect();
+    let mut parts = Vec::with_capacity(tasks.len());
+    for mut task in tasks {
+        let part = (&mut task.0)
+            .await
+            .map_err(|e| AppError::Internal(format!("writing a part of user visits: {e}")))??;
+        parts.push(part);
+    }
+    let mut body = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + 3);
+    body.push('{');
+    for part in parts.iter().filter(|p| !p.is_empty()) {
+        if body.len() > 1 {
+            body.push(',');
+        }
+        body.push_str(part);
     }
     body.push_str("}\n");
     Ok(body)
@@ -311,20 +370,90 @@ pub fn write_python_datetime(out: &mut String, t: NaiveDateTime) {
         // Beyond four digits: chrono's spelling (Python has no such dates).
         let _ = write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S"));
     } else {
-        let _ = write!(
-            out,
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            date.year(),
-            date.month(),
-            date.day(),
-            time.hour(),
-            time.minute(),
-            time.second()
-        );
+        push_padded(out, date.year().unsigned_abs(), 4);
+        out.push('-');
+        push_padded(out, date.month(), 2);
+        out.push('-');
+        push_padded(out, date.day(), 2);
+        out.push(' ');
+        push_padded(out, time.hour(), 2);
+        out.push(':');
+        push_padded(out, time.minute(), 2);
+        out.push(':');
+        push_padded(out, time.second(), 2);
     }
     let micros = time.nanosecond() / 1_000;
     if micros != 0 {
         // A leap second's nanoseconds run past 10^9; Python has none, chrono prints them.
-        let _ = write!(out, ".{:06}", micros.min(999_999));
+        out.push('.');
+        push_padded(out, micros.min(999_999), 6);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every id of `lo..=hi` in exactly one range, ranges in order, at most `max` of them.
+    fn check(lo: i32, hi: i32, per_part: i64, max: i64) {
+        let parts = id_parts(lo, hi, per_part, max);
+        assert!(
+            !parts.is_empty() && parts.len() as i64 <= max,
+            "{lo}..={hi}: {parts:?}"
+        );
+        assert_eq!(parts[0].0, i64::from(lo) - 1, "{parts:?}");
+        assert_eq!(parts[parts.len() - 1].1, i64::from(hi), "{parts:?}");
+        for w in parts.windows(2) {
+            assert_eq!(w[0].1, w[1].0, "{parts:?}");
+        }
+        assert!(parts.iter().all(|(a, t)| a < t), "{parts:?}");
+    }
+
+    #[test]
+    fn id_parts_cover_the_span_once_in_order() {
+        for (lo, hi) in [
+            (1, 1),
+            (1, 100_000),
+            (5, 7),
+            (1, 260_000),
+            (-3, 40),
+            (1_000, 1_001),
+        ] {
+            for (per, max) in [(25_000, 4), (1, 4), (3, 2), (1_000_000, 8)] {
+                check(lo, hi, per, max);
+            }
+        }
+        assert_eq!(id_parts(1, 100_000, 25_000, 4).len(), 4);
+        assert_eq!(id_parts(1, 10, 25_000, 4), vec![(0, 10)]);
+    }
+
+    #[test]
+    fn id_parts_at_the_ends_of_i32() {
+        for (lo, hi) in [
+            (i32::MIN, i32::MIN + 3),
+            (i32::MAX - 10, i32::MAX),
+            (i32::MIN, i32::MAX),
+        ] {
+            check(lo, hi, 25_000, 4);
+        }
+    }
+
+    #[test]
+    fn integers_and_datetimes_are_written_as_python_does() {
+        let mut out = String::new();
+        for n in [0i64, 7, 10, 99_999, -12, i64::MAX, i64::MIN] {
+            out.clear();
+            push_int(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+        let t = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").expect("ts");
+        for (given, python) in [
+            ("2023-01-05 08:00:00", "2023-01-05 08:00:00"),
+            ("2023-01-05 08:00:00.000001", "2023-01-05 08:00:00.000001"),
+            ("0001-02-03 04:05:06.5", "0001-02-03 04:05:06.500000"),
+            ("9999-12-31 23:59:59.999999", "9999-12-31 23:59:59.999999"),
+        ] {
+            assert_eq!(python_datetime(t(given)), python, "{given}");
+        }
     }
 }

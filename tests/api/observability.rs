@@ -203,7 +203,7 @@ async fn rest_reports_are_measured_by_operation_route_and_query() {
         1.0,
         "{text}"
     );
-    // user_visits reads the analytics pages directly: measured by its route.
+    // user_visits reads id ranges of the per-user rollup directly: measured by its route.
     assert_eq!(
         value(
             &text,
@@ -224,7 +224,7 @@ async fn rest_reports_are_measured_by_operation_route_and_query() {
         value(
             &text,
             "db_query_duration_seconds_count",
-            r#"query="visits_page_rollup""#
+            r#"query="visit_lines_rollup""#
         ) >= 1.0
     );
 }

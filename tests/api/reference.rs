@@ -403,16 +403,14 @@ pub fn legacy_user_visits(users: &[users::Model], tokens: &[tokens::Model]) -> S
     for t in tokens {
         *visits.entry(t.user_id).or_default() += 1;
     }
+    let joined: BTreeMap<i32, NaiveDateTime> = users.iter().map(|u| (u.id, u.joined_at)).collect();
     let parts: Vec<String> = visits
         .iter()
         .map(|(id, n)| {
-            let u = users
-                .iter()
-                .find(|u| u.id == *id)
-                .expect("token owner exists");
+            let joined_at = joined.get(id).expect("token owner exists");
             format!(
                 "\"{id}\":{{\"joined_at\":\"{}\",\"visits\":{n}}}",
-                python_str(u.joined_at)
+                python_str(*joined_at)
             )
         })
         .collect();

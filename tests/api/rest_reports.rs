@@ -139,6 +139,63 @@ async fn user_visits_pages_through_more_users_than_one_graphql_page() {
     );
 }
 
+/// Users with tokens whose ids leave wide gaps: a dense block of 20,600 (more than one
+/// read of the rollup), nobody for tens of thousands of ids, a few far above. The body is
+/// read in id ranges at once; it must still be every user with tokens, in id order.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn user_visits_is_whole_and_in_order_over_sparse_ids_and_large_ranges(
+    #[case] backend: Backend,
+) {
+    if unavailable(backend) {
+        return;
+    }
+    let ids: Vec<i32> = (1..=20_600)
+        .chain((75_000..75_040).step_by(3))
+        .chain([200_001, 260_000])
+        .collect();
+    let users: Vec<_> = ids
+        .iter()
+        .map(|&id| {
+            // Whole seconds for some, microseconds for the others.
+            let micros = if id % 5 == 0 { 0 } else { id % 1_000_000 };
+            user(
+                id,
+                &format!(
+                    "2022-{:02}-{:02} 08:{:02}:{:02}.{micros:06}",
+                    id % 12 + 1,
+                    id % 28 + 1,
+                    id % 60,
+                    id % 59
+                ),
+                id % 3 != 0,
+            )
+        })
+        .collect();
+    // Every user but each 97th has tokens: one to three of them, some used.
+    let mut tokens = Vec::new();
+    for &id in ids.iter().filter(|id| *id % 97 != 0) {
+        for k in 0..(id % 3 + 1) {
+            let n = i32::try_from(tokens.len()).expect("few tokens") + 1;
+            let used = (k == 0).then_some("2023-01-02 10:00:00");
+            tokens.push(token(n, id, &format!("2023-01-0{} 09:00:00", k + 1), used));
+        }
+    }
+    let app = TestApp::spawn(backend).await;
+    app.insert(&users, &tokens).await;
+    let (status, _, body) = body_of(&app, "/api/reports/user_visits").await;
+    assert_eq!(status, 200);
+    let want = legacy_user_visits(&users, &tokens);
+    assert_eq!(body.len(), want.len(), "{backend:?}: body length");
+    assert!(
+        body == want,
+        "{backend:?}: the body differs from the raw-row reference"
+    );
+    assert!(body.contains("\"260000\":{\"joined_at\":\"2022-09-21 08:20:46\",\"visits\":3}"));
+}
+
 #[tokio::test]
 async fn reports_answer_head_and_refuse_other_methods_with_allow() {
     let app = TestApp::spawn(Backend::Sqlite).await;
