@@ -74,12 +74,14 @@ pub struct CachePolicy {
 /// Reports get three eighths: they are what a BI tool's sweep of distinct ranges fills.
 /// The rendered legacy bodies a quarter: only two keys, but `user_visits` is about 63
 /// bytes per user (6.3 MB at 100,000 users, plus its compressed forms once asked for).
-/// Whole GraphQL answers a quarter. Users by id and persisted queries a sixteenth each.
+/// Whole GraphQL answers a quarter, less a sixty-fourth for the POST bodies they were
+/// asked by. Users by id and persisted queries a sixteenth each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
     pub reports: u64,
     pub rest_bodies: u64,
     pub graphql_responses: u64,
+    pub graphql_bodies: u64,
     pub users: u64,
     pub persisted_queries: u64,
 }
@@ -101,7 +103,8 @@ impl CachePolicy {
         Budget {
             reports: b / 8 * 3,
             rest_bodies: b / 4,
-            graphql_responses: b / 4,
+            graphql_responses: b / 4 - b / 64,
+            graphql_bodies: b / 64,
             users: b / 16,
             persisted_queries: b / 16,
         }

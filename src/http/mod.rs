@@ -175,6 +175,7 @@ impl Server {
                 budget.graphql_responses,
                 response_counters,
             ),
+            bodies: graphql::body_memo(&policy, budget.graphql_bodies),
             shutting_down: Arc::new(AtomicBool::new(false)),
             config: Arc::new(config),
         });

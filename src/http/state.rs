@@ -9,7 +9,7 @@ use crate::analytics::Analytics;
 use crate::auth::AuthConfig;
 use crate::config::Config;
 use crate::graphql::AppSchema;
-use crate::http::graphql::ResponseCache;
+use crate::http::graphql::{BodyMemo, ResponseCache};
 use crate::http::middleware::rate_limit::RateLimiter;
 use crate::http::rendered::RenderedCache;
 use crate::metrics::Metrics;
@@ -45,6 +45,8 @@ pub struct Shared {
     pub rendered: RenderedCache,
     /// Whole GraphQL answers (see `http::graphql::cached`).
     pub responses: ResponseCache,
+    /// What the POST bodies read so far asked (see `http::graphql::cached::BodyMemo`).
+    pub bodies: BodyMemo,
     /// Set on SIGTERM so readiness fails while in-flight requests drain.
     pub shutting_down: Arc<AtomicBool>,
     pub config: Arc<Config>,

@@ -594,3 +594,85 @@ async fn with_auth_on_cached_answers_are_per_caller_and_never_served_without_cre
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A POST body read once is not parsed again while the cache is on: the same bytes are
+/// answered from the stored answer, and, once that expired, executed again from what the
+/// first read found (document, operation name, variables), giving what a fresh parse of
+/// the same request gives. Other bytes (other variables) are another question.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn a_repeated_post_body_is_answered_like_a_fresh_parse_before_and_after_expiry(
+    #[case] backend: Backend,
+) {
+    if unavailable(backend) {
+        return;
+    }
+    let app = seeded(backend, |c| {
+        c.cache.ttl = Duration::from_secs(1);
+        c.cache.stale = Duration::ZERO;
+    })
+    .await;
+    // Two operations: executing the wrong one, or without the variables, answers otherwise.
+    let document = "query Other { summary { users } } \
+        query Days($tz: String!) { usageByDay(granularity: DAY, timezone: $tz) { date visits } }";
+    let body = |tz: &str, spaced: bool| {
+        let pad = if spaced { "  " } else { "" };
+        format!(
+            r#"{{{pad}"query":{},"operationName":"Days","variables":{{"tz":"{tz}"}}}}"#,
+            serde_json::to_string(document).expect("JSON")
+        )
+    };
+    let post = |raw: String, extra: Option<(&'static str, &'static str)>| {
+        let mut req = app
+            .client
+            .post(format!("{}/graphql", app.base))
+            .header("content-type", "application/json")
+            .body(raw);
+        if let Some((k, v)) = extra {
+            req = req.header(k, v);
+        }
+        async move {
+            let res = req.send().await.expect("POST");
+            let cache = header(res.headers(), "x-cache").to_owned();
+            let mut v: Value = res.json().await.expect("JSON");
+            crate::helpers::strip_cache_note(&mut v);
+            (cache, v)
+        }
+    };
+    let (cache, first) = post(body("America/New_York", false), None).await;
+    assert_eq!(cache, "MISS");
+    assert!(
+        first["data"]["usageByDay"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty()),
+        "{first}"
+    );
+    let (cache, again) = post(body("America/New_York", false), None).await;
+    assert_eq!((cache.as_str(), &again), ("HIT", &first), "{backend:?}");
+    // Other variables, other bytes: another answer (New York and UTC days differ here).
+    let (cache, utc) = post(body("UTC", false), None).await;
+    assert_eq!(cache, "MISS");
+    assert_ne!(utc, first, "{backend:?}: the answer for other variables");
+    // New data, and the stored answer expires: the same bytes are executed again.
+    add_used_token(
+        &app,
+        900_010,
+        1,
+        "2023-02-11 12:00:00",
+        "2023-02-11 12:05:00",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let (cache, after) = post(body("America/New_York", false), None).await;
+    assert_eq!(cache, "MISS", "{backend:?}");
+    assert_ne!(after, first, "{backend:?}: the new token is counted");
+    // A fresh parse of the same request (other bytes: spaced) gives the same answer.
+    let (_, fresh) = post(
+        body("America/New_York", true),
+        Some(("cache-control", "no-cache")),
+    )
+    .await;
+    assert_eq!(after, fresh, "{backend:?}");
+}

@@ -198,6 +198,80 @@ fn canonical_json(value: &serde_json::Value, out: &mut String) {
     }
 }
 
+/// What a request asks: the key of its answer and the parts to execute it again from.
+#[derive(Debug)]
+pub struct Asked {
+    pub key: ResponseKey,
+    query: String,
+    operation: Option<String>,
+    variables: async_graphql::Variables,
+    extensions: std::collections::HashMap<String, async_graphql::Value>,
+}
+
+impl Asked {
+    pub fn new(request: Request, principal: Option<&Principal>) -> Self {
+        let key = ResponseKey::of(&request, principal);
+        Self {
+            key,
+            query: request.query,
+            operation: request.operation_name,
+            variables: request.variables,
+            extensions: request.extensions.0,
+        }
+    }
+
+    pub fn operation(&self) -> Option<&str> {
+        self.operation.as_deref()
+    }
+
+    /// The request again, as it was read (query, operation, variables, extensions).
+    pub fn request(&self) -> Request {
+        let mut request = Request::new(self.query.clone()).variables(self.variables.clone());
+        if let Some(name) = &self.operation {
+            request = request.operation_name(name.clone());
+        }
+        request.extensions.0 = self.extensions.clone();
+        request
+    }
+
+    fn bytes(&self) -> usize {
+        // The variables and extensions are weighed by their JSON text, near their heap.
+        fn json<T: serde::Serialize>(value: &T) -> usize {
+            serde_json::to_vec(value).map_or(0, |v| v.len())
+        }
+        self.key.bytes()
+            + size_of::<Self>()
+            + self.query.capacity()
+            + self.operation.as_ref().map_or(0, String::capacity)
+            + json(&self.variables)
+            + json(&self.extensions)
+    }
+}
+
+/// POST bodies already read, by their exact bytes and the caller: what they asked. A body
+/// sent again (a dashboard polling) then skips the JSON parse, the document's normalising
+/// and the variables' canonical form, and goes straight to the answer's cache. Only bodies
+/// that were one valid request object are kept; bounded by bytes like every cache.
+pub type BodyMemo = moka::future::Cache<(axum::body::Bytes, Option<String>), Arc<Asked>>;
+
+pub fn body_memo(policy: &CachePolicy, budget: u64) -> BodyMemo {
+    let max_entries = policy.max_entries;
+    moka::future::Cache::builder()
+        .weigher(
+            move |(body, principal): &(axum::body::Bytes, Option<String>), asked: &Arc<Asked>| {
+                let bytes = body.len()
+                    + principal.as_ref().map_or(0, String::capacity)
+                    + ARC_HEADER
+                    + asked.bytes()
+                    + ENTRY_OVERHEAD;
+                weight(bytes, budget, max_entries)
+            },
+        )
+        // What a body asks never changes: entries leave only when the bound needs room.
+        .max_capacity(budget)
+        .build()
+}
+
 /// Weighed by key and body bytes (with the compressed forms made so far: re-weighed when
 /// one is added) within `budget`, each entry at least `budget / CACHE_MAX_ENTRIES`.
 pub fn response_cache(policy: &CachePolicy, budget: u64, counters: CacheCounters) -> ResponseCache {

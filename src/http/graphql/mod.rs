@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 pub use accept::Media;
-pub use cached::{ResponseCache, response_cache};
+pub use cached::{BodyMemo, ResponseCache, body_memo, response_cache};
 
 use crate::analytics::cache::Source;
 use crate::analytics::reports::revalidating;
@@ -59,13 +59,26 @@ pub async fn graphql_post(
         Ok(body) => body,
         Err(e) => return e.into_response(),
     };
+    let principal = caller.as_ref().map(|Extension(p)| p);
+    // With the cache on, a body read before is not parsed again (see `cached::BodyMemo`).
+    let memo =
+        (!state.config.cache.ttl.is_zero()).then(|| (body.clone(), principal.map(|p| p.0.clone())));
+    if let Some(memo) = &memo
+        && let Some(asked) = state.bodies.get(memo).await
+    {
+        return through_cache(&state, &context, &headers, media, asked).await;
+    }
     let batch = match request::from_json_body(&body, state.config.graphql_max_batch) {
         Ok(batch) => batch,
         Err(message) => return AppError::BadRequest(message).into_response(),
     };
     let batch = match batch {
         BatchRequest::Single(request) => {
-            return through_cache(&state, &context, &caller, &headers, media, request).await;
+            let asked = Arc::new(cached::Asked::new(request, principal));
+            if let Some(memo) = memo {
+                state.bodies.insert(memo, asked.clone()).await;
+            }
+            return through_cache(&state, &context, &headers, media, asked).await;
         }
         other => other,
     };
@@ -125,7 +138,8 @@ pub async fn graphql_get(
         ))
         .into_response();
     }
-    through_cache(&state, &context, &caller, &headers, media, request).await
+    let asked = cached::Asked::new(request, caller.as_ref().map(|Extension(p)| p));
+    through_cache(&state, &context, &headers, media, Arc::new(asked)).await
 }
 
 /// One request through the whole-response cache (see `cached`; with the cache off, it is
@@ -137,25 +151,24 @@ pub async fn graphql_get(
 async fn through_cache(
     state: &AppState,
     context: &Context,
-    caller: &Caller,
     headers: &HeaderMap,
     media: Media,
-    request: async_graphql::Request,
+    asked: Arc<cached::Asked>,
 ) -> Response {
-    let key = cached::ResponseKey::of(&request, caller.as_ref().map(|Extension(p)| p));
-    let operation = request.operation_name.clone();
+    let key = asked.key.clone();
     let result = if state.config.cache.ttl.is_zero() {
-        cached::execute(state, request, context).await
+        cached::execute(state, asked.request(), context).await
     } else if crate::http::encoding::wants_revalidation(headers) {
-        let fresh = revalidating(cached::execute(state, request, context)).await;
+        let fresh = revalidating(cached::execute(state, asked.request(), context)).await;
         if let Ok(answer) = &fresh {
             state.responses.put(key.clone(), answer.clone()).await;
         }
         fresh
     } else {
-        let (owned_state, owned_context) = (state.clone(), context.clone());
-        let fetch =
-            move || async move { cached::execute(&owned_state, request, &owned_context).await };
+        let (owned_state, owned_context, owned) = (state.clone(), context.clone(), asked.clone());
+        let fetch = move || async move {
+            cached::execute(&owned_state, owned.request(), &owned_context).await
+        };
         state
             .responses
             .get(key.clone(), fetch)
@@ -185,7 +198,7 @@ async fn through_cache(
     if answer.source != Source::Miss
         && let Some(Extension(ctx)) = context
     {
-        ctx.set_operation(&state.metrics.operation_label(operation.as_deref()));
+        ctx.set_operation(&state.metrics.operation_label(asked.operation()));
     }
     let policy = state.config.cache;
     let freshness = encoding::Freshness {
