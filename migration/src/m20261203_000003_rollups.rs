@@ -264,11 +264,19 @@ const POSTGRES_REBUILD: &[&str] = &[
     "DELETE FROM gw_user_visits",
     // Each statement's snapshot is newer than the log's deletion: every write whose key was
     // deleted from the log is in it, and later writes are logged again.
+    // Written in key order, so a range of keys sits in a few heap pages, not one page per
+    // row (a hash aggregate's order is random: a New York DAY report over three years read
+    // twice the pages, and took twice the time, on a rollup built without the order).
     concat!(
-        "INSERT INTO gw_usage_slots (slot, issued, used) ",
-        postgres_slots_from_raw!()
+        "INSERT INTO gw_usage_slots (slot, issued, used) SELECT * FROM (",
+        postgres_slots_from_raw!(),
+        ") AS s ORDER BY slot"
     ),
-    concat!("INSERT INTO gw_user_visits ", user_visits_from_raw!()),
+    concat!(
+        "INSERT INTO gw_user_visits ",
+        user_visits_from_raw!(),
+        " ORDER BY u.id"
+    ),
     "ANALYZE gw_usage_slots",
     "ANALYZE gw_user_visits",
 ];

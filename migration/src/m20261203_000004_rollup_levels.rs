@@ -31,10 +31,11 @@ const POSTGRES_CREATE: &[&str] = &[
 const POSTGRES_BUILD: &[&str] = &[
     "DELETE FROM gw_usage_hours",
     "DELETE FROM gw_usage_days",
+    // In key order, as the slots (see their build).
     "INSERT INTO gw_usage_hours (hour, issued, used)
-        SELECT date_trunc('hour', slot), SUM(issued), SUM(used) FROM gw_usage_slots GROUP BY 1",
+        SELECT date_trunc('hour', slot), SUM(issued), SUM(used) FROM gw_usage_slots GROUP BY 1 ORDER BY 1",
     "INSERT INTO gw_usage_days (day, issued, used)
-        SELECT date_trunc('day', hour), SUM(issued), SUM(used) FROM gw_usage_hours GROUP BY 1",
+        SELECT date_trunc('day', hour), SUM(issued), SUM(used) FROM gw_usage_hours GROUP BY 1 ORDER BY 1",
     "ANALYZE gw_usage_hours",
     "ANALYZE gw_usage_days",
 ];

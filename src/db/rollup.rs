@@ -251,7 +251,8 @@ async fn vacuum_log(db: &DatabaseConnection, folded: Folded) {
     }
     // The rollups too: a rebuild rewrote them, and counts read their indexes alone only
     // once the visibility map is set.
-    let sql = "VACUUM (ANALYZE) gw_rollup_dirty_slots, gw_rollup_dirty_users, gw_usage_slots, gw_user_visits";
+    let sql = "VACUUM (ANALYZE) gw_rollup_dirty_slots, gw_rollup_dirty_users, gw_usage_slots, \
+               gw_usage_hours, gw_usage_days, gw_user_visits";
     if let Err(e) = db.execute_unprepared(sql).await {
         tracing::warn!(error = %e, "vacuuming the rollup log failed");
     }
