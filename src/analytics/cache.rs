@@ -277,13 +277,26 @@ impl<K: CacheKey, V: Clone + Send + Sync + 'static> SwrCache<K, V> {
     {
         if let Some(entry) = self.entries.get(&key).await {
             let age = entry.fetched.elapsed();
-            if age < self.ttl {
+            // An answer built on stale data is stale, whatever its age says.
+            if age < self.ttl && entry.source != Source::Stale {
                 self.count(Source::Hit);
                 return Ok(Cached {
                     value: entry.value.clone(),
                     age,
                     source: Source::Hit,
                 });
+            }
+            if age < self.ttl + self.stale && in_background_refresh() {
+                // The refresh of an answer built on this one (a GraphQL answer or legacy
+                // body on its reports): it waits for fresh data. Built on this stale entry
+                // it would not be kept, and each next request would start another refresh
+                // of it, a full execution each, until this entry's own refresh landed
+                // (at 10M tokens, a few hundred of them on one core, stalling the rest).
+                // A failure fails that refresh, which keeps its own stale answer.
+                let fetched = fetch().await.map_err(Arc::new)?;
+                self.count(Source::Miss);
+                self.put(key, fetched.clone()).await;
+                return Ok(fetched);
             }
             if age < self.ttl + self.stale {
                 self.refresh_in_background(key, fetch);
@@ -314,10 +327,10 @@ impl<K: CacheKey, V: Clone + Send + Sync + 'static> SwrCache<K, V> {
         } else {
             Source::Hit
         });
-        // Stale data is served (marked) but not kept: the next request asks again.
-        if entry.source == Source::Stale {
-            self.entries.invalidate(&key).await;
-        }
+        // An answer built on stale data (the report under it is being refreshed) is kept,
+        // dated by its data: the next requests are served it, marked stale, while one
+        // background refresh waits for fresh data, instead of each building it again.
+        // Past the stale bound it goes like any entry.
         // Callers that joined someone else's fetch got data as old as that fetch.
         let source = match entry.source {
             Source::Miss if entry.fetched < started => Source::Hit,
@@ -345,7 +358,7 @@ impl<K: CacheKey, V: Clone + Send + Sync + 'static> SwrCache<K, V> {
         drop(refreshing);
         let (entries, refreshing) = (self.entries.clone(), self.refreshing.clone());
         let failures = self.counters.as_ref().map(|c| c.refresh_failures.clone());
-        tokio::spawn(async move {
+        tokio::spawn(BACKGROUND_REFRESH.scope((), async move {
             match fetch().await {
                 Ok(fetched) if fetched.source != Source::Stale => {
                     entries.insert(key.clone(), Entry::new(fetched)).await
@@ -368,8 +381,18 @@ impl<K: CacheKey, V: Clone + Send + Sync + 'static> SwrCache<K, V> {
             if let Ok(mut set) = refreshing.lock() {
                 set.remove(&key);
             }
-        });
+        }));
     }
+}
+
+tokio::task_local! {
+    /// Set while a cache refreshes a stale entry in the background.
+    static BACKGROUND_REFRESH: ();
+}
+
+/// Whether this runs inside a background refresh (see [`SwrCache::get`]).
+fn in_background_refresh() -> bool {
+    BACKGROUND_REFRESH.try_with(|_| ()).is_ok()
 }
 
 /// The oldest data one request used, so an answer can say how old it is (REST `Age`).

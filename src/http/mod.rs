@@ -169,7 +169,12 @@ impl Server {
             metrics,
             auth: Arc::new(auth),
             rate_limiter: config.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
-            rendered: rendered_cache(config.cache.ttl, budget.rest_bodies, rest_counters),
+            rendered: rendered_cache(
+                config.cache.ttl,
+                config.cache.stale,
+                budget.rest_bodies,
+                rest_counters,
+            ),
             responses: graphql::response_cache(
                 &policy,
                 budget.graphql_responses,

@@ -32,9 +32,9 @@ impl CacheKey for LegacyReport {
 
 /// The rendered bodies, fresh as long as their data is: a dashboard polling a
 /// report gets the bytes without re-running the operation and re-serialising
-/// thousands of rows. A miss reads the analytics layer as always. A body has no stale
-/// window of its own: its data comes through the report cache, which says when it is
-/// stale, and a body of stale data is served (marked) but not kept. Each body carries its
+/// thousands of rows. A miss reads the analytics layer as always. A body is stale when
+/// its data is, with the reports' stale window: served (marked) while one background
+/// refresh renders it from fresh reports. Each body carries its
 /// `ETag` and, once asked for, its compressed forms (see `http::encoding`).
 pub type RenderedCache = SwrCache<LegacyReport, SharedBody>;
 
@@ -42,10 +42,15 @@ pub type RenderedCache = SwrCache<LegacyReport, SharedBody>;
 /// is added), within
 /// `max_bytes` (the REST share of `CACHE_MAX_BYTES`); a body larger than that is served
 /// but not kept.
-pub fn rendered_cache(ttl: Duration, max_bytes: u64, counters: CacheCounters) -> RenderedCache {
+pub fn rendered_cache(
+    ttl: Duration,
+    stale: Duration,
+    max_bytes: u64,
+    counters: CacheCounters,
+) -> RenderedCache {
     SwrCache::new(
         ttl,
-        Duration::ZERO,
+        stale,
         max_bytes,
         // One entry per report, so only the bytes bound it.
         |_: &LegacyReport, body: &SharedBody| {

@@ -96,7 +96,7 @@ async fn past_the_bound_the_stale_answer_is_served_while_one_refresh_runs() {
 }
 
 #[tokio::test]
-async fn the_data_age_a_fetch_passes_on_is_kept_and_stale_data_is_not_kept() {
+async fn the_data_age_a_fetch_passes_on_is_kept_and_stale_data_is_served_while_refreshed() {
     let (c, fetches) = (cache(60_000, 0), Arc::new(AtomicUsize::new(0)));
     let old = counting(&fetches, Duration::from_secs(5), Source::Hit);
     let first = c.get(Key(1), old).await.map_err(|_| "failed");
@@ -106,6 +106,64 @@ async fn the_data_age_a_fetch_passes_on_is_kept_and_stale_data_is_not_kept() {
     let stale = counting(&fetches, Duration::from_secs(1), Source::Stale);
     let served = c.get(Key(2), stale.clone()).await.map_err(|_| "failed");
     assert!(served.is_ok_and(|a| a.source == Source::Stale));
+    // Kept and served, marked stale, while one refresh runs in the background (it gets
+    // stale data again: nothing to keep), not built again for each caller.
     let again = c.get(Key(2), stale).await.map_err(|_| "failed");
-    assert!(again.is_ok_and(|a| a.source == Source::Stale && a.value == 2));
+    assert!(again.is_ok_and(|a| a.source == Source::Stale && a.value == 1));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(fetches.load(Ordering::SeqCst), 3, "one background refresh");
+    // A refresh with fresh data replaces it.
+    let fresh = counting(&fetches, Duration::ZERO, Source::Miss);
+    let served = c.get(Key(2), fresh.clone()).await.map_err(|_| "failed");
+    assert!(served.is_ok_and(|a| a.source == Source::Stale && a.value == 1));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let now = c.get(Key(2), fresh).await.map_err(|_| "failed");
+    assert!(
+        now.is_ok_and(|a| a.source == Source::Hit && a.value == 3),
+        "refreshed"
+    );
+}
+
+/// Inside a background refresh (of an answer built on this entry), a stale entry is not
+/// served: the refresh waits for fresh data, so what it builds can be kept.
+#[tokio::test]
+async fn a_background_refresh_reads_fresh_data_under_it() {
+    let (upper, lower) = (cache(60_000, 60_000), cache(1, 60_000));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let first = lower
+        .get(Key(1), counting(&fetches, Duration::ZERO, Source::Miss))
+        .await;
+    assert!(first.is_ok_and(|a| a.value == 0));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The upper answer is stale (dated 61 s), so the next lookup refreshes it in the
+    // background; that refresh asks the lower cache, whose entry is stale by now.
+    let (lower2, f2) = (lower.clone(), fetches.clone());
+    let rebuild = move || async move {
+        let below = lower2
+            .get(Key(1), counting(&f2, Duration::ZERO, Source::Miss))
+            .await
+            .map_err(|_| Failed)?;
+        Ok::<_, Failed>(below)
+    };
+    upper
+        .put(
+            Key(1),
+            Cached {
+                value: 0,
+                age: Duration::from_secs(61),
+                source: Source::Miss,
+            },
+        )
+        .await;
+    let served = upper
+        .get(Key(1), rebuild.clone())
+        .await
+        .map_err(|_| "failed");
+    assert!(served.is_ok_and(|a| a.source == Source::Stale));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let now = upper.get(Key(1), rebuild).await.map_err(|_| "failed");
+    assert!(
+        now.is_ok_and(|a| a.source == Source::Hit && a.value == 1),
+        "the refresh read the lower entry afresh and was kept"
+    );
 }
