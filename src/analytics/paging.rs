@@ -271,7 +271,7 @@ impl Analytics {
             .order_by_expr(col("user_id"), Order::Asc)
             .limit(u64::try_from(limit).unwrap_or(u64::MAX));
         let stmt = self.dialect.build(&query);
-        let Some(as_arrays) = self.dialect.columns_as_arrays(stmt.clone(), &COLUMNS) else {
+        let Some(as_arrays) = self.dialect.columns_as_arrays(&stmt, &COLUMNS) else {
             let rows = self.all("visit_lines_rollup", stmt).await?;
             return rows
                 .iter()

@@ -96,7 +96,7 @@ impl Dialect {
     /// message per row, which costs the client far less to decode. The arrays follow the
     /// order in which `stmt` yields its rows, which SQL does not promise: the caller checks
     /// it (and sorts if needed). `None` on SQLite, which runs in-process: read the rows.
-    pub fn columns_as_arrays(self, stmt: Statement, columns: &[&str]) -> Option<Statement> {
+    pub fn columns_as_arrays(self, stmt: &Statement, columns: &[&str]) -> Option<Statement> {
         match self {
             Self::Postgres => {
                 let arrays = columns
@@ -106,7 +106,7 @@ impl Dialect {
                     .join(", ");
                 Some(Statement {
                     sql: format!("SELECT {arrays} FROM ({}) AS s", stmt.sql),
-                    ..stmt
+                    ..stmt.clone()
                 })
             }
             Self::Sqlite => None,
