@@ -5,7 +5,6 @@
 //! coding per cache entry (by the first request that asks for that coding), never per
 //! request; answers nobody caches are compressed as they stream (`CompressionLayer`).
 
-use std::hash::Hasher;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -142,12 +141,12 @@ impl std::fmt::Debug for Encoded {
     }
 }
 
-/// The strong validator of `body`: its length and a 64-bit SipHash of its bytes (the
-/// same on every pod running the same build), quoted.
+/// The strong validator of `body`: its length and the 64-bit XXH3 of its bytes (a fixed
+/// algorithm, so the same on every pod and build), quoted. XXH3 runs at memory speed:
+/// SipHash, used before, took about 40 ms of a 64 MB body's render at 1M users.
 pub fn etag_of(body: &[u8]) -> HeaderValue {
-    let mut hasher = std::hash::DefaultHasher::new();
-    hasher.write(body);
-    let tag = format!("\"{:x}-{:016x}\"", body.len(), hasher.finish());
+    let hash = xxhash_rust::xxh3::xxh3_64(body);
+    let tag = format!("\"{:x}-{hash:016x}\"", body.len());
     HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
 }
 
