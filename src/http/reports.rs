@@ -281,39 +281,23 @@ fn write_visit_line(out: &mut String, line: &crate::analytics::paging::VisitLine
 
 /// `n` in decimal, without the formatting machinery (a large part of the body's cost).
 fn push_int(out: &mut String, n: i64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n.unsigned_abs();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
     if n < 0 {
         out.push('-');
     }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
+    push_padded(out, n.unsigned_abs(), 1);
 }
 
-/// `n` (0..=9999) with at least `width` digits, zero-padded.
-fn push_padded(out: &mut String, n: u32, width: usize) {
-    let mut digits = [b'0'; 6];
-    let mut rest = n;
-    let mut len = 0;
-    while rest > 0 || len < width {
-        len += 1;
-        digits[digits.len() - len] = b'0' + (rest % 10) as u8;
+/// `n` in decimal with at least `width` digits, zero-padded (`width` at most 20).
+fn push_padded(out: &mut String, n: impl Into<u64>, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    let mut rest = n.into();
+    while rest > 0 || digits.len() - at < width.min(digits.len()) {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
         rest /= 10;
-        if len == digits.len() {
-            break;
-        }
     }
-    for &d in &digits[digits.len() - len..] {
+    for &d in &digits[at..] {
         out.push(char::from(d));
     }
 }
